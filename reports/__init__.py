@@ -1,0 +1,1 @@
+"""Schoolgate: reports."""
