@@ -11,12 +11,12 @@ import enum
 from dataclasses import dataclass, field
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     ALLOW = "allow"
     BLOCK = "block"
 
 
-class Page(str, enum.Enum):
+class Page(enum.StrEnum):
     """Which page a blocked request is answered with (one template each)."""
 
     NONE = "none"                      # allowed
