@@ -19,10 +19,9 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Sequence
 
 import aiosqlite
 
