@@ -87,7 +87,7 @@ CREATE TABLE devices (
     id            INTEGER PRIMARY KEY,
     name          TEXT NOT NULL UNIQUE,
     mac           TEXT,
-    network       TEXT,
+    network       TEXT NOT NULL DEFAULT '',
     device_class  TEXT NOT NULL CHECK (device_class IN ('school_shared', 'school_single_user',
                   'loaned', 'staff_owned', 'visitor_owned', 'pupil_owned')),
     assigned_user TEXT REFERENCES users(username) ON UPDATE CASCADE ON DELETE SET NULL,
