@@ -162,9 +162,9 @@ def normalise_mac(mac: str) -> str | None:
 
 
 # -- reading ---------------------------------------------------------------
-_USER_COLS = ("username, full_name, role, group_name, year_group, consent, consent_at, status, "
+USER_COLUMNS_SQL = ("username, full_name, role, group_name, year_group, consent, consent_at, status, "
               "status_until, status_reason, created_at, updated_at")
-_DEVICE_COLS = "name, mac, network, device_class, assigned_user, created_at, updated_at"
+DEVICE_COLUMNS_SQL = "name, mac, network, device_class, assigned_user, created_at, updated_at"
 
 
 def user_from_row(row: Any) -> User:
@@ -178,17 +178,17 @@ def device_from_row(row: Any) -> Device:
 
 
 async def list_users(conn: aiosqlite.Connection) -> list[User]:
-    async with conn.execute(f"SELECT {_USER_COLS} FROM users ORDER BY username") as cursor:
+    async with conn.execute(f"SELECT {USER_COLUMNS_SQL} FROM users ORDER BY username") as cursor:
         return [user_from_row(row) for row in await cursor.fetchall()]
 
 
 async def list_devices(conn: aiosqlite.Connection) -> list[Device]:
-    async with conn.execute(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY name") as cursor:
+    async with conn.execute(f"SELECT {DEVICE_COLUMNS_SQL} FROM devices ORDER BY name") as cursor:
         return [device_from_row(row) for row in await cursor.fetchall()]
 
 
 async def get_user(conn: aiosqlite.Connection, name: str) -> User | None:
-    async with conn.execute(f"SELECT {_USER_COLS} FROM users WHERE username = ?", (name,)) as cur:
+    async with conn.execute(f"SELECT {USER_COLUMNS_SQL} FROM users WHERE username = ?", (name,)) as cur:
         row = await cur.fetchone()
     return None if row is None else user_from_row(row)
 
@@ -200,8 +200,8 @@ async def load_snapshot(conn: aiosqlite.Connection) -> RegisterSnapshot:
 
 
 def load_snapshot_sync(conn: sqlite3.Connection) -> RegisterSnapshot:
-    users = [user_from_row(r) for r in conn.execute(f"SELECT {_USER_COLS} FROM users")]
-    devices = [device_from_row(r) for r in conn.execute(f"SELECT {_DEVICE_COLS} FROM devices")]
+    users = [user_from_row(r) for r in conn.execute(f"SELECT {USER_COLUMNS_SQL} FROM users")]
+    devices = [device_from_row(r) for r in conn.execute(f"SELECT {DEVICE_COLUMNS_SQL} FROM devices")]
     return RegisterSnapshot({u.username: u for u in users}, {d.name: d for d in devices})
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 
 import aiosqlite
 
@@ -49,8 +49,9 @@ def split_sql(sql: str) -> list[str]:
     """Split a script into complete statements (trigger bodies stay whole)."""
     statements: list[str] = []
     buf = ""
-    for piece in sql.split(";"):
-        buf += piece + ";"
+    pieces = sql.split(";")
+    for number, piece in enumerate(pieces, start=1):
+        buf += piece if number == len(pieces) else piece + ";"
         if sqlite3.complete_statement(buf):
             text = _strip_comments(buf).strip()
             if text and text != ";":
