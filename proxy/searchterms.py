@@ -93,10 +93,12 @@ def extract_search(host: str, path: str, query: list[tuple[str, str]]) -> Search
         if p == "/results":
             term = _first(query, "search_query")
     elif engine == "wikipedia":
-        if p == "/w/index.php" or p == "/wiki/Special:Search":
+        wp = unquote(p)
+        lwp = wp.lower()
+        if lwp in ("/w/index.php", "/wiki/special:search"):
             term = _first(query, "search")
-        elif p.startswith("/wiki/Special:Search/"):
-            term = unquote(p[len("/wiki/Special:Search/"):]).replace("_", " ")
+        elif lwp.startswith("/wiki/special:search/"):
+            term = wp[len("/wiki/Special:Search/"):].replace("_", " ")
     term = _clean(term)
     if term is None:
         return None

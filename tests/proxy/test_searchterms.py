@@ -29,6 +29,8 @@ from proxy.searchterms import MAX_TERM_LENGTH, SearchTerm, extract_search, keep_
      SearchTerm("wikipedia", "Vikings")),
     ("de.wikipedia.org", "/wiki/Special:Search/Gro%C3%9Fe_Pyramide", [],
      SearchTerm("wikipedia", "Große Pyramide")),
+    ("en.wikipedia.org", "/wiki/Special%3ASearch", [("search", "Anglo-Saxons")],
+     SearchTerm("wikipedia", "Anglo-Saxons")),
     ("WWW.GOOGLE.COM:443", "/search", [("q", "  lots   of\tspace  ")],
      SearchTerm("google", "lots of space")),
 ])
