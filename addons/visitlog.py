@@ -1,0 +1,62 @@
+"""VisitLog: one row per request (who, which device, IP, when, what, category, decision, why).
+
+Rows go through the store's batching writer: `submit` never blocks, and a
+full queue is counted, never waited on, so logging cannot slow or stop
+filtering.  Query strings are kept only for search engines (personal data
+kept small).
+"""
+from __future__ import annotations
+
+import logging
+
+from mitmproxy import http
+
+from addons.runtimeref import RuntimeRef, evaluation_of
+from proxy.records import VisitRecord
+from proxy.searchterms import keep_query
+
+logger = logging.getLogger(__name__)
+
+
+class VisitLog:
+    def __init__(self, ref: RuntimeRef) -> None:
+        self.ref = ref
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if evaluation_of(flow) is not None:   # decided on the CONNECT: passed through or refused
+            self._log(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.request.method != "CONNECT":
+            self._log(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if flow.request.method != "CONNECT":
+            self._log(flow)
+
+    def _log(self, flow: http.HTTPFlow) -> None:
+        ev = evaluation_of(flow)
+        if ev is None:
+            return
+        if flow.metadata.get("schoolgate.logged"):
+            return
+        flow.metadata["schoolgate.logged"] = True
+        rt = self.ref.rt
+        who = ev.identity
+        d = ev.decision
+        resp = flow.response
+        path = ev.path or "/"
+        if ev.query and keep_query(ev.host):
+            path = f"{path}?{ev.query}"
+        ctype = resp.headers.get("content-type", "") if resp is not None else ""
+        dest = flow.request.headers.get("sec-fetch-dest", "")
+        connect = flow.request.method == "CONNECT"
+        page_view = not connect and (dest == "document" or (not dest and "html" in ctype))
+        rt.writer.submit(VisitRecord(
+            ts=rt.clock().timestamp(), user=who.user, group=d.group, device=who.device,
+            client_ip=who.client_ip, method=flow.request.method, scheme=flow.request.scheme, host=ev.host,
+            path=path, categories=ev.categories and tuple(sorted(ev.categories)) or (), action=d.action.value,
+            rule=d.rule, search_term=ev.search.term if ev.search else None,
+            bytes=len(resp.raw_content or b"") if resp is not None else 0, page_view=page_view,
+            flagged=d.flagged, intercepted=not connect and flow.request.scheme == "https",
+            status=resp.status_code if resp else None))

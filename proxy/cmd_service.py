@@ -1,0 +1,92 @@
+"""`schoolgate init`, `schoolgate run` and `schoolgate dns`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from proxy.ca import ensure_ca
+from proxy.context import Context
+from proxy.db import open_db
+from proxy.registercsv import import_devices_csv, import_users_csv
+from proxy.service import Service, run_forever
+
+logger = logging.getLogger(__name__)
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("init", parents=[common],
+                       help="create the data dir, import the register CSVs, build the category index")
+    p.add_argument("--offline", action="store_true", help="do not download category sources (built-in lists only)")
+    p.set_defaults(handler=init)
+    p = sub.add_parser("run", parents=[common], help="run the proxy (and DNS when enabled) and background tasks")
+    p.add_argument("--port", type=int, default=None, help="listen on this port instead of the config's")
+    p.set_defaults(handler=run)
+    from proxy.cli import not_yet
+
+    p = sub.add_parser("dns", parents=[common], help="run the DNS resolver alone")
+    p.set_defaults(handler=not_yet("dns"))
+
+
+def init(args: argparse.Namespace, ctx: Context) -> int:
+    settings = ctx.settings
+    ctx.ensure_data_dir()
+    cert = ensure_ca(ctx.ca_dir, settings.school.name)
+    print(f"data directory: {ctx.data_dir.resolve()}")
+    print(f"school CA certificate (install on school devices): {cert.resolve()}")
+    status = asyncio.run(_import_register(ctx))
+    from categories.commands import build_initial_index
+
+    status = max(status, build_initial_index(settings, ctx.index_path, offline=args.offline, out=sys.stdout))
+    return status
+
+
+async def _import_register(ctx: Context) -> int:
+    reg = ctx.settings.register
+    conn = await open_db(ctx.db_path)
+    try:
+        print(f"database: {ctx.db_path.resolve()}")
+        if reg.users_csv is not None:
+            if not reg.users_csv.exists():
+                print(f"schoolgate: users CSV {reg.users_csv} does not exist", file=sys.stderr)
+                return 1
+            r = await import_users_csv(conn, reg.users_csv, by="schoolgate init", known_groups=set(ctx.settings.groups))
+            print(f"users: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, {len(r.rejected)} rejected")
+            for line, reason in r.rejected:
+                print(f"  {reg.users_csv}:{line}: {reason}", file=sys.stderr)
+        if reg.devices_csv is not None:
+            if not reg.devices_csv.exists():
+                print(f"schoolgate: devices CSV {reg.devices_csv} does not exist", file=sys.stderr)
+                return 1
+            r = await import_devices_csv(conn, reg.devices_csv, by="schoolgate init")
+            print(f"devices: {r.added} added, {r.updated} updated, {r.unchanged} unchanged, "
+                  f"{len(r.rejected)} rejected")
+            for line, reason in r.rejected:
+                print(f"  {reg.devices_csv}:{line}: {reason}", file=sys.stderr)
+    finally:
+        await conn.close()
+    return 0
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    settings = ctx.settings
+    if not ctx.index_path.exists():
+        print("schoolgate: no category index yet; run `schoolgate init` first "
+              f"(looked for {ctx.index_path})", file=sys.stderr)
+        return 1
+
+    def announce(service: Service) -> None:
+        host, port = service.address or ("?", 0)
+        print(f"Schoolgate is filtering for {settings.school.name}")
+        print(f"  proxy:           http://{host}:{port}  (explicit proxy for HTTP and HTTPS)")
+        print(f"  CA certificate:  {ctx.ca_cert.resolve()}  (install it on school devices)")
+        print(f"  try it:          curl -x http://{host}:{port} http://example.com/")
+        print(f"                   curl -x http://{host}:{port} --cacert {ctx.ca_cert} https://example.com/")
+        print(f"  browser:         set the HTTP and HTTPS proxy to {host}:{port}, or use the PAC file")
+        print(f"                   http://{settings.proxy.block_page_name}/proxy.pac")
+        print(f"  data:            {ctx.data_dir.resolve()}")
+        print("Press Ctrl-C to stop.", flush=True)
+
+    return asyncio.run(run_forever(ctx, announce, args.port))

@@ -1,0 +1,80 @@
+"""Who is asking: user, device and filter group from the login, the register and the networks.
+
+Precedence (DEMO-SCHOOL.md, Ingham policy section 4.4):
+ 1. a logged-in user (proxy login) takes their own group;
+ 2. a school single-user device (or a loaned device) counts as its assigned user;
+ 3. otherwise the device's network group (the register's device, else the network's);
+ 4. otherwise the guest group.
+A client outside every configured network is `known=False`: it is refused.
+The register snapshot is in-memory, so this is pure and cheap per request.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+from typing import Any, Protocol
+
+from config.schema import Settings
+from proxy.policy import Identity
+
+logger = logging.getLogger(__name__)
+
+ASSIGNED_CLASSES = frozenset({"school_single_user", "loaned"})
+
+
+class Register(Protocol):
+    """What identity needs of `proxy.register.RegisterSnapshot`."""
+
+    users: dict[str, Any]
+
+    def device_for_ip(self, ip: str) -> Any | None: ...
+
+    def user_state(self, username: str, today: dt.date) -> str: ...
+
+
+class EmptyRegister:
+    """A register with nobody in it (before `schoolgate init`, and in unit tests)."""
+
+    users: dict[str, Any] = {}
+
+    def device_for_ip(self, ip: str) -> None:
+        return None
+
+    def user_state(self, username: str, today: dt.date) -> str:
+        return "unknown"
+
+
+def identify(settings: Settings, register: Register, client_ip: str, login: str | None = None,
+             today: dt.date | None = None) -> Identity:
+    """The identity of a client at `client_ip`, logged in as `login` (or not)."""
+    try:
+        addr = ipaddress.ip_address(client_ip.split("%", 1)[0])
+    except ValueError:
+        return Identity(client_ip=client_ip, known=False, group=settings.guest_group)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+        client_ip = str(addr)
+    network = settings.network_for(addr)
+    if network is None:
+        return Identity(client_ip=client_ip, known=False, group=settings.guest_group)
+    today = today or dt.datetime.now(settings.school.timezone).date()
+    device = register.device_for_ip(client_ip)
+    device_class = device.device_class if device is not None else network.device_class
+    base = dict(client_ip=client_ip, known=True, device=device.name if device is not None else None,
+                device_class=device_class, network=network.name, access=network.access, tls=network.tls)
+    username = login
+    source = "login"
+    if username is None and device is not None and device_class in ASSIGNED_CLASSES and device.assigned_user:
+        username, source = device.assigned_user, "assigned"
+    if username is not None:
+        user = register.users.get(username)
+        state = register.user_state(username, today)
+        if user is None:
+            group = network.group or settings.guest_group
+            return Identity(group=group, user=username, user_state="unknown", source=source, **base)
+        group = user.group_name if user.group_name in settings.groups else settings.guest_group
+        return Identity(group=group, user=username, role=user.role, user_state=state, source=source, **base)
+    if network.group is not None:
+        return Identity(group=network.group, source="device" if device is not None else "network", **base)
+    return Identity(group=settings.guest_group, source="guest", **base)

@@ -1,0 +1,215 @@
+"""The policy engine: one pure function from (who, what, when) to a `Decision`.
+
+`decide()` does no I/O.  Its inputs are the validated settings, the identity
+of the client (`proxy.identity`), what the category index said about the
+destination, the active overrides and the time.  The HTTP addons, the DNS
+resolver, `schoolgate explain` and the tests all call it, so a request is
+decided the same way everywhere.
+
+The rules, in the order they are tried (the first that fires decides):
+
+ 1. client outside every configured network      -> refused (never an open proxy)
+ 2. the illegal tier (iwf, ctiru)                 -> illegal page; nothing lifts it
+ 3. a device class that may not use the network   -> "not allowed in school"
+ 4. the register: no user record / no consent     -> "not yet authorised"
+                  banned or revoked               -> "access removed"
+ 5. an internet-only device asking for the school's internal network -> blocked
+ 6. a host that cannot be parsed (pupils)         -> blocked
+ 7. a bare-IP URL (groups with block_bare_ip)     -> blocked
+ 8. KS1 walled garden: not on the allow list      -> walled-garden page
+ 9. blocked categories (always, or in school hours), minus teacher overrides
+10. circumvention by request shape (DoH, CONNECT to odd ports, proxy wrappers)
+11. otherwise allowed; a watch-listed search term flags the visit.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from config.schema import ILLEGAL_CATEGORIES, Group, Settings
+from proxy.decision import Action, Decision, Page
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is asking, as `proxy.identity.identify` worked it out."""
+
+    client_ip: str
+    known: bool                  # the client is inside a configured network
+    group: str
+    user: str | None = None
+    role: str | None = None
+    user_state: str = "none"     # none | active | no_consent | banned | revoked | unknown
+    device: str | None = None
+    device_class: str = "unknown"
+    network: str | None = None
+    access: str = "full"         # full | limited | internet_only | none
+    tls: str = "intercept"       # intercept | passthrough
+    source: str = "guest"        # login | assigned | device | network | guest
+
+    @property
+    def is_pupil(self) -> bool:
+        return self.role == "pupil"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What is asked for, already normalised and looked up."""
+
+    host: str
+    host_kind: str = "name"                   # name | ipv4 | ipv6 | invalid
+    categories: frozenset[str] = frozenset()
+    dest_ips: tuple[IPAddress, ...] = ()      # literal or resolved addresses, when known
+    circumvention_rule: str = ""              # from proxy.circumvention, "" when none
+    circumvention_reason: str = ""
+    watch_topic: str = ""                     # watch-list topic a search term matched
+    problem: str = ""                         # why an invalid host is invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A teacher's time-limited lifting of a block for a group."""
+
+    id: int
+    group: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    category: str | None = None
+    domain: str | None = None
+    by: str = ""
+
+    def active(self, at: dt.datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def covers_host(self, host: str) -> bool:
+        return self.domain is not None and (host == self.domain or host.endswith("." + self.domain))
+
+
+def decide(settings: Settings, who: Identity, req: Request, at: dt.datetime,
+           overrides: Sequence[Override] = ()) -> Decision:
+    """The decision for one request. `at` must be timezone-aware."""
+    group_name = who.group if who.group in settings.groups else settings.guest_group
+    group = settings.groups[group_name]
+    cats = req.categories
+
+    def block(rule: str, reason: str, page: Page, hit: frozenset[str] | tuple[str, ...] = (),
+              severity: str | None = None) -> Decision:
+        shown = tuple(sorted(hit)) if hit else tuple(sorted(cats))
+        sev = _severity(settings, cats, who) if severity is None else severity
+        return Decision(Action.BLOCK, group_name, rule, reason, shown, page, bool(sev), sev, _intercept(who))
+
+    if not who.known:
+        return block("client.outside_networks",
+                     f"{who.client_ip} is not on any of the school's networks, so it may not use this filter",
+                     Page.REFUSED, severity="")
+    illegal = cats & ILLEGAL_CATEGORIES
+    if illegal:
+        return block("illegal_tier", "This address is on a list of illegal content (Internet Watch Foundation "
+                     "or Counter Terrorism Internet Referral Unit); it cannot be unblocked",
+                     Page.ILLEGAL, illegal, severity="immediate")
+    if who.device_class == "pupil_owned" or who.access == "none":
+        return block("device.not_allowed", "Personal devices belonging to pupils may not use the school internet",
+                     Page.DEVICE_NOT_ALLOWED)
+    register = _register_rule(who)
+    if register is not None:
+        rule, reason, page = register
+        return block(rule, reason, page)
+    if who.access == "internet_only" and any(settings.is_internal(ip) for ip in req.dest_ips):
+        return block("network.internal_only_device", f"{who.device_class.replace('_', '-')} devices may use the "
+                     "internet only, not the school's internal network", Page.INTERNAL, severity="")
+    if req.host_kind == "invalid" and (group.is_pupil or group.fail_closed):
+        return block("host.unparseable", f"The address could not be understood ({req.problem or 'invalid host'})",
+                     Page.CATEGORY, severity="")
+    active = [o for o in overrides if o.group == group_name and o.active(at)] if group.overridable else []
+    domain_override = next((o for o in active if o.covers_host(req.host)), None)
+    if req.host_kind in ("ipv4", "ipv6") and group.block_bare_ip and domain_override is None:
+        sev = settings.alerts.bare_ip if group.is_pupil else ""
+        return block("bare_ip", "Web addresses made only of numbers are not allowed for pupils, because they "
+                     "are used to get round the filter", Page.CATEGORY, ("bare-ip",), severity=sev)
+    lifted = frozenset(o.category for o in active if o.category) if domain_override is None else cats
+    local = at.astimezone(settings.school.timezone)
+    blocked_cats = group.block | (group.block_in_hours if settings.school.hours.contains(local) else frozenset())
+    blocked = (cats & blocked_cats) - lifted
+    if blocked:
+        timed = blocked <= group.block_in_hours and not (blocked & group.block)
+        when = " during school hours" if timed else ""
+        return block("category.school_hours" if timed else "category.blocked",
+                     f"{_names(blocked)} {'is' if len(blocked) == 1 else 'are'} blocked for {group_name}{when}",
+                     Page.CATEGORY, blocked)
+    if group.mode == "walled_garden" and domain_override is None and not (cats & (group.allow | lifted)):
+        return block("walled_garden", f"This site is not on the {group_name} list of allowed sites yet; "
+                     "a teacher can add it", Page.WALLED_GARDEN)
+    if req.circumvention_rule:
+        return block(req.circumvention_rule, req.circumvention_reason or "An attempt to get round the filter",
+                     Page.CATEGORY, severity=settings.alerts.circumvention)
+    override = domain_override or next((o for o in active if o.category in cats), None)
+    sev = _severity(settings, cats, who)
+    if req.watch_topic:
+        sev = _stronger(sev, settings.alerts.watchlists.get(req.watch_topic, ""))
+    if override is not None:
+        what = override.domain or override.category
+        until = override.ends_at.astimezone(settings.school.timezone)
+        reason = f"Allowed for {group_name} by {override.by or 'a teacher'} until {until:%H:%M} ({what})"
+        return Decision(Action.ALLOW, group_name, "override", reason, tuple(sorted(cats)), Page.NONE,
+                        bool(sev), sev, _intercept(who), override.id)
+    reason = "Allowed" if not req.watch_topic else f"Allowed; the search matched the {req.watch_topic} watch list"
+    return Decision(Action.ALLOW, group_name, "allow.search_watch" if req.watch_topic else "allow",
+                    reason, tuple(sorted(cats)), Page.NONE, bool(sev), sev, _intercept(who))
+
+
+def _register_rule(who: Identity) -> tuple[str, str, Page] | None:
+    state = who.user_state
+    if state == "banned":
+        return ("register.banned", f"Internet access for {who.user} has been removed for now",
+                Page.ACCESS_REMOVED)
+    if state == "revoked":
+        return "register.revoked", f"Internet access for {who.user} has been withdrawn", Page.ACCESS_REMOVED
+    if state == "no_consent" and who.is_pupil:
+        return ("register.no_consent", f"Parental permission for {who.user} to use the internet has not been "
+                "recorded yet", Page.NOT_AUTHORISED)
+    if state == "unknown":
+        return ("register.unknown_user", f"{who.user} is not in the school's register of internet users",
+                Page.NOT_AUTHORISED)
+    return None
+
+
+def _severity(settings: Settings, cats: frozenset[str], who: Identity) -> str:
+    if cats & settings.alerts.immediate:
+        return "immediate"
+    if cats & settings.alerts.digest:
+        return "digest"
+    return ""
+
+
+def _stronger(a: str, b: str) -> str:
+    order = {"": 0, "digest": 1, "immediate": 2}
+    return a if order.get(a, 0) >= order.get(b, 0) else b
+
+
+def _intercept(who: Identity) -> bool:
+    return who.tls == "intercept"
+
+
+def _names(cats: frozenset[str]) -> str:
+    return ", ".join(sorted(cats))
+
+
+def should_intercept(settings: Settings, who: Identity, host: str, group: Group | None = None) -> bool:
+    """Whether TLS to `host` may be decrypted for this client.
+
+    Staff-owned and visitor devices pass through (decided on SNI/CONNECT host
+    only); the no-intercept list (banking, health, government) is honoured for
+    staff, never for pupils, whose safety needs the full URL.
+    """
+    if who.tls != "intercept":
+        return False
+    group = group or settings.groups.get(who.group)
+    if group is not None and not group.is_pupil:
+        for domain in settings.proxy.no_intercept:
+            if host == domain or host.endswith("." + domain):
+                return False
+    return True

@@ -1,0 +1,142 @@
+"""The state a running Schoolgate shares between its addons, resolver and background tasks.
+
+`Runtime` owns the engine (settings, category index, register, overrides,
+local lists), the batching visit writer and the database path.  `refresh()`
+reloads what technical support changes from the CLI (register, overrides,
+local list tuning) so a running proxy follows them within seconds; it runs in
+the background, never on a request.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from proxy.context import Context
+from proxy.db import open_db
+from proxy.decision import Decision
+from proxy.engine import Engine
+from proxy.listentries import load_local_lists
+from proxy.overrides import load_active_overrides
+from proxy.policy import Identity
+from proxy.register import load_snapshot
+from proxy.visitwriter import BatchWriter
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedRef:
+    """What a block page's reference stands for, so a review request cannot name another URL."""
+
+    url: str
+    host: str
+    identity: Identity
+    decision: Decision
+
+
+class RecentBlocks(OrderedDict[str, BlockedRef]):
+    """The last `limit` block references (for the review form)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def remember(self, reference: str, blocked: BlockedRef) -> None:
+        self[reference] = blocked
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class Runtime:
+    def __init__(self, ctx: Context, clock: Clock = utcnow, refresh_every: float = 5.0) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.clock = clock
+        self.refresh_every = refresh_every
+        self.engine = Engine(self.settings, ctx.index_path)
+        st = self.settings.storage
+        self.writer = BatchWriter(ctx.db_path, queue_size=st.visit_queue, batch_size=st.batch_size,
+                                  flush_interval=st.flush_interval_s)
+        self.secret = _load_secret(ctx.data_dir / "secret.key")
+        self._task: asyncio.Task[None] | None = None
+        self._db: aiosqlite.Connection | None = None
+        self.recent_blocks = RecentBlocks()
+        self.started_at = clock()
+
+    async def start(self) -> None:
+        self.ctx.ensure_data_dir()
+        self._db = await open_db(self.ctx.db_path)
+        await self.refresh()
+        await self.writer.start()
+        self._task = asyncio.create_task(self._refresh_loop(), name="schoolgate-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.writer.stop()
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The service's connection for small writes (review requests, alerts)."""
+        if self._db is None:
+            raise RuntimeError("the runtime is not started")
+        return self._db
+
+    async def refresh(self) -> None:
+        """Reload the register, the overrides and the local lists from the database."""
+        conn = self.db
+        self.engine.register = await load_snapshot(conn)
+        self.engine.overrides = tuple(await load_active_overrides(conn, self.clock()))
+        self.engine.local = await load_local_lists(conn)
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_every)
+            try:
+                await self.refresh()
+            except Exception:  # keep filtering with the last good state
+                logger.exception("could not reload the register/overrides; keeping the previous state")
+
+    def csrf_token(self, reference: str) -> str:
+        return hmac.new(self.secret, b"review:" + reference.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def check_csrf(self, reference: str, token: str) -> bool:
+        return hmac.compare_digest(self.csrf_token(reference), token)
+
+
+def _load_secret(path: Path) -> bytes:
+    """A per-installation secret (CSRF tokens), created once, readable by the service only."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value.hex())
+        return value

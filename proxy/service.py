@@ -1,0 +1,111 @@
+"""`schoolgate run`: mitmproxy in process with Schoolgate's addons, plus the background tasks.
+
+The proxy runs mitmproxy's `DumpMaster` with its default addons (proxy
+login among them) and ours after them, in pipeline order.  The runtime
+(engine, visit writer, database) starts before the proxy listens and stops
+after it, so every acknowledged visit row is written.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+
+from mitmproxy import options
+from mitmproxy.tools.dump import DumpMaster
+
+from addons import RuntimeRef, pipeline
+from proxy.ca import ensure_ca
+from proxy.context import Context
+from proxy.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def mitmproxy_options(ctx: Context, listen_port: int | None = None) -> options.Options:
+    s = ctx.settings
+    opts = options.Options(
+        listen_host=s.proxy.listen_host,
+        listen_port=s.proxy.listen_port if listen_port is None else listen_port,
+        confdir=str(ctx.ca_dir),
+    )
+    updates: dict[str, object] = {"connection_strategy": "lazy", "termlog_verbosity": "warn",
+                                  "flow_detail": 0}
+    if s.proxy.auth == "htpasswd" and s.proxy.htpasswd is not None:
+        updates["proxyauth"] = f"@{s.proxy.htpasswd}"
+    elif s.proxy.auth == "ldap" and s.proxy.ldap:
+        updates["proxyauth"] = s.proxy.ldap
+    opts.update(**updates)
+    return opts
+
+
+class Service:
+    """The proxy and its runtime; `start()` returns once it listens, `stop()` drains."""
+
+    def __init__(self, ctx: Context, runtime: Runtime | None = None, listen_port: int | None = None,
+                 extra_addons: Sequence[object] = ()) -> None:
+        self.ctx = ctx
+        self.extra_addons = tuple(extra_addons)
+        self.runtime = runtime or Runtime(ctx)
+        self.listen_port = listen_port
+        self.master: DumpMaster | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ensure_ca(self.ctx.ca_dir, self.ctx.settings.school.name)
+        await self.runtime.start()
+        self.master = DumpMaster(mitmproxy_options(self.ctx, self.listen_port), with_termlog=False,
+                                 with_dumper=False)
+        self.master.addons.add(*pipeline(RuntimeRef(self.runtime)), *self.extra_addons)
+        self._task = asyncio.create_task(self.master.run(), name="mitmproxy")
+        for _ in range(500):
+            if self.address is not None or self._task.done():
+                break
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            await self._task
+        if self.address is None:
+            raise RuntimeError("the proxy did not start listening")
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        if self.master is None:
+            return None
+        servers = self.master.addons.get("proxyserver").servers
+        for server in servers:
+            for addr in server.listen_addrs:
+                return addr[0], addr[1]
+        return None
+
+    async def stop(self) -> None:
+        if self.master is not None:
+            self.master.shutdown()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                logger.warning("mitmproxy did not stop in time")
+        await self.runtime.stop()
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await self._task
+
+
+async def run_forever(ctx: Context, announce: Callable[[Service], None], listen_port: int | None = None) -> int:
+    service = Service(ctx, listen_port=listen_port)
+    await service.start()
+    announce(service)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    proxy_task = service._task
+    assert proxy_task is not None
+    await asyncio.wait({waiter, proxy_task}, return_when=asyncio.FIRST_COMPLETED)
+    logger.info("stopping")
+    await service.stop()
+    waiter.cancel()
+    return 0
