@@ -60,14 +60,6 @@ class Circumvention:
     category: str
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
-    value = headers.get(name)
-    if value is None:
-        lname = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lname), "")
-    return value.lower()
-
-
 def _host(host: str) -> str:
     host = host.lower().rstrip(".")
     if host.startswith("[") or host.count(":") > 1:
@@ -80,10 +72,13 @@ def _values(query: list[tuple[str, str]], name: str) -> list[str]:
 
 
 def _doh(path: str, query: list[tuple[str, str]], headers: Mapping[str, str]) -> str | None:
-    for header in ("content-type", "accept"):
-        value = _header(headers, header)
-        if value and any(t in value for t in _DOH_TYPES):
-            return f"the request asks for DNS answers over HTTPS ({header}: {value})"
+    for key, raw in headers.items():
+        value = raw.lower()
+        if "dns" not in value:
+            continue
+        name = key.lower()
+        if name in ("content-type", "accept") and any(t in value for t in _DOH_TYPES):
+            return f"the request asks for DNS answers over HTTPS ({name}: {value[:80]})"
     if path == "/dns-query" or path.startswith("/dns-query/"):
         return "the request goes to /dns-query, the standard DNS-over-HTTPS address"
     if path in ("/resolve", "/dns-json") and _values(query, "name"):

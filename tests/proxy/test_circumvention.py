@@ -50,6 +50,7 @@ def test_other_categories_are_not_circumvention() -> None:
     {"headers": {"Content-Type": "application/dns-message"}, "method": "POST"},
     {"headers": {"accept": "application/dns-message"}},
     {"headers": {"Accept": "application/dns-json"}},
+    {"headers": {"Content-Type": "Application/DNS-Message"}, "method": "POST"},
     {"headers": {"ACCEPT": "text/html, application/dns-json;q=0.9"}},
     {"path": "/dns-query", "query": [("dns", "AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB")]},
     {"path": "/dns-query"},
