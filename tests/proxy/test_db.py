@@ -6,6 +6,7 @@ import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from proxy.db import (
@@ -21,21 +22,23 @@ from proxy.db import (
 )
 
 
+async def scalar(conn: aiosqlite.Connection, sql: str) -> object:
+    async with conn.execute(sql) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return row[0]
+
+
 async def test_open_db_creates_private_wal_database(tmp_path: Path) -> None:
     path = tmp_path / "data" / "store.sqlite3"
     conn = await open_db(path)
     try:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        async with conn.execute("PRAGMA journal_mode") as cur:
-            assert (await cur.fetchone())[0] == "wal"
-        async with conn.execute("PRAGMA foreign_keys") as cur:
-            assert (await cur.fetchone())[0] == 1
-        async with conn.execute("PRAGMA synchronous") as cur:
-            assert (await cur.fetchone())[0] == 1  # NORMAL
-        async with conn.execute("PRAGMA busy_timeout") as cur:
-            assert (await cur.fetchone())[0] > 0
-        async with conn.execute("PRAGMA user_version") as cur:
-            assert (await cur.fetchone())[0] == SCHEMA_VERSION
+        assert await scalar(conn, "PRAGMA journal_mode") == "wal"
+        assert await scalar(conn, "PRAGMA foreign_keys") == 1
+        assert await scalar(conn, "PRAGMA synchronous") == 1  # NORMAL
+        assert await scalar(conn, "PRAGMA busy_timeout") == 5_000
+        assert await scalar(conn, "PRAGMA user_version") == SCHEMA_VERSION
         await conn.execute("INSERT INTO hosts (name) VALUES ('example.org')")
         wal = path.with_name(path.name + "-wal")
         assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) == 0o600
@@ -103,10 +106,9 @@ async def test_transaction_rolls_back_on_error_and_joins_an_outer_one(tmp_path: 
 
 def test_transaction_sync_rolls_back(tmp_path: Path) -> None:
     conn = open_db_sync(tmp_path / "t.sqlite3")
-    with pytest.raises(ValueError):
-        with transaction_sync(conn):
-            conn.execute("INSERT INTO hosts (name) VALUES ('a.example')")
-            raise ValueError
+    with pytest.raises(ValueError), transaction_sync(conn):
+        conn.execute("INSERT INTO hosts (name) VALUES ('a.example')")
+        raise ValueError
     assert conn.execute("SELECT count(*) FROM hosts").fetchone()[0] == 0
     conn.close()
 

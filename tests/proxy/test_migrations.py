@@ -69,7 +69,7 @@ async def test_upgrade_in_place_keeps_rows_async(tmp_path: Path) -> None:
     conn = await open_db(path, migrations=(*V1, STEP2))
     try:
         async with conn.execute("PRAGMA user_version") as cur:
-            assert (await cur.fetchone())[0] == 2
+            assert tuple(await cur.fetchall()) == ((2,),)
         async with conn.execute("SELECT text FROM notes ORDER BY id") as cur:
             assert [r[0] for r in await cur.fetchall()] == ["kept.example", "also.example"]
     finally:
