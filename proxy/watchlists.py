@@ -107,6 +107,7 @@ def _dedouble(word: str) -> str:
     return _RUN2_RE.sub(r"\1", word)
 
 
+@functools.lru_cache(maxsize=8192)
 def _token(raw: str) -> _Token:
     forms: set[str] = set()
     dedoubled: set[str] = set()
@@ -173,7 +174,7 @@ class Watchlists:
         self.topics: tuple[str, ...] = tuple(terms)
         self._first: dict[str, list[_Phrase]] = {}
         self._first_dedoubled: dict[str, list[_Phrase]] = {}
-        self._first_prefix: list[_Phrase] = []
+        self._first_prefix: dict[str, list[_Phrase]] = {}   # by the prefix's first letters
         self._long_words: dict[str, _Phrase] = {}
         self._order = {topic: i for i, topic in enumerate(self.topics)}
         self.size = 0
@@ -200,7 +201,7 @@ class Watchlists:
         self.size += 1
         first = words[0]
         if first.prefix:
-            self._first_prefix.append(entry)
+            self._first_prefix.setdefault(first.text[:_MIN_PREFIX], []).append(entry)
         else:
             self._first.setdefault(first.text, []).append(entry)
         if first.dedoubled is not None:
@@ -242,7 +243,9 @@ class Watchlists:
                     yield long_hit
             for single in tok.dedoubled:
                 candidates.extend(self._first_dedoubled.get(single, ()))
-            candidates.extend(self._first_prefix)
+            if self._first_prefix:
+                for stem in {f[:_MIN_PREFIX] for f in tok.forms} | {d[:_MIN_PREFIX] for d in tok.dedoubled}:
+                    candidates.extend(self._first_prefix.get(stem, ()))
             for entry in candidates:
                 words = entry.words
                 if i + len(words) > n:
