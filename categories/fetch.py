@@ -1,0 +1,68 @@
+"""Download one source with httpx: conditional GET, timeout, size limit, progress.
+
+The HTTP transport is whatever `httpx.Client` the caller passes in, so tests
+give it a local server (or an `httpx.MockTransport`).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from categories.errors import FetchError
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int | None], None]
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Fetched:
+    not_modified: bool
+    etag: str | None
+    last_modified: str | None
+    size: int
+
+
+def is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
+
+
+def download(client: httpx.Client, name: str, url: str, dest: Path, *, max_bytes: int,
+             etag: str | None = None, last_modified: str | None = None,
+             progress: Progress | None = None) -> Fetched:
+    """GET `url` into `dest` (conditionally when etag/last_modified are given)."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304:
+                return Fetched(True, etag, last_modified, 0)
+            if response.status_code != 200:
+                raise FetchError(f"{name}: HTTP {response.status_code} from {url}")
+            declared = response.headers.get("Content-Length")
+            total = int(declared) if declared and declared.isdigit() else None
+            if total is not None and total > max_bytes:
+                raise FetchError(f"{name}: {total} bytes is over the limit of {max_bytes}")
+            done = 0
+            with open(dest, "wb") as out:
+                for chunk in response.iter_raw(CHUNK):
+                    done += len(chunk)
+                    if done > max_bytes:
+                        raise FetchError(f"{name}: download over the limit of {max_bytes} bytes")
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(name, done, total)
+            if total is not None and done != total:
+                raise FetchError(f"{name}: download ended after {done} of {total} bytes")
+            return Fetched(False, response.headers.get("ETag"),
+                           response.headers.get("Last-Modified"), done)
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{name}: cannot download {url}: {exc.__class__.__name__}: {exc}") from exc
