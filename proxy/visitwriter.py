@@ -63,6 +63,7 @@ class BatchWriter:
         max_attempts: int = 3,
         retry_delay: float = 0.2,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        cache_mib: int = 32,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or max_attempts < 1:
             raise ValueError("queue_size, batch_size and max_attempts must be at least 1")
@@ -73,6 +74,7 @@ class BatchWriter:
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._busy_timeout_ms = busy_timeout_ms
+        self._cache_mib = cache_mib
         self._queue: collections.deque[Record] = collections.deque()
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -95,25 +97,31 @@ class BatchWriter:
         self._failed_batches = 0
         self._last_error: str | None = None
         self._unpersisted = {META_VISITS_DROPPED: 0, META_DNS_DROPPED: 0}
+        self._persist_failing = False
+        self._closed = False
 
     # -- life cycle ---------------------------------------------------------
     async def start(self) -> None:
-        if self._task is not None:
-            raise RuntimeError("BatchWriter already started")
+        if self._task is not None or self._closed:
+            raise RuntimeError("BatchWriter already started (a writer runs once)")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visitwriter")
-        self._conn = await self._loop.run_in_executor(
-            self._executor,
-            lambda: open_db_sync(self.db_path, busy_timeout_ms=self._busy_timeout_ms),
-        )
+        self._conn = await self._loop.run_in_executor(self._executor, self._open)
         self._encoder = RowEncoder(self._conn)
         self._task = asyncio.create_task(self._run(), name="visitwriter")
         logger.info("visit writer started on %s", self.db_path)
 
+    def _open(self) -> sqlite3.Connection:
+        conn = open_db_sync(self.db_path, busy_timeout_ms=self._busy_timeout_ms)
+        # Every batch touches the last leaf page of each active user in the (user, ts)
+        # index: a page cache that holds them keeps inserts from re-reading pages.
+        conn.execute(f"PRAGMA cache_size = {-1024 * int(self._cache_mib)}")
+        return conn
+
     async def stop(self) -> None:
-        """Write everything queued, persist the drop counters, close."""
-        if self._task is None:
+        """Write everything queued, persist the drop counters, close (once)."""
+        if self._task is None or self._closed:
             return
         self._stopping = True
         self._wake.set()
@@ -124,6 +132,7 @@ class BatchWriter:
             await self._loop.run_in_executor(self._executor, self._conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
+        self._closed = True
         stats = self.stats
         logger.info(
             "visit writer stopped: %d written, %d dropped (%d queue full, %d failed batches)",
@@ -202,42 +211,60 @@ class BatchWriter:
             if self._stopping and not self._queue:
                 return
 
-    async def _write_batch(self, batch: list[Record]) -> None:
+    async def _write_batch(self, batch: list[Record], *, salvage: bool = True) -> bool:
+        """Write one batch (retrying transient failures); False if it was given up."""
         assert self._loop is not None and self._executor is not None
         assert self._encoder is not None
         encoder = self._encoder
-        for attempt in range(1, self._max_attempts + 1):
+        attempts = self._max_attempts if salvage else 1
+        for attempt in range(1, attempts + 1):
             drops = dict(self._unpersisted)
             try:
                 await self._loop.run_in_executor(self._executor, encoder.write, batch, drops)
             except Exception as exc:  # noqa: BLE001 - any failure must not kill the writer
                 self._last_error = f"{type(exc).__name__}: {exc}"
-                if attempt < self._max_attempts:
+                if not isinstance(exc, sqlite3.OperationalError):
+                    # not the disk or a lock: some record is bad; keep the others
+                    if salvage and len(batch) > 1:
+                        logger.warning("a batch of %d rows was refused (%s); writing them one "
+                                       "by one", len(batch), self._last_error)
+                        await self._salvage(batch)
+                        return False
+                    break
+                if attempt < attempts:
                     logger.warning(
                         "writing a batch of %d rows failed (attempt %d of %d), retrying: %s",
-                        len(batch), attempt, self._max_attempts, self._last_error,
+                        len(batch), attempt, attempts, self._last_error,
                     )
                     await asyncio.sleep(self._retry_delay * attempt)
                     continue
-                self._give_up(batch)
-                return
-            for key, count in drops.items():
-                self._unpersisted[key] -= count
-            self._written += len(batch)
-            self._batches += 1
-            self._finish(len(batch))
-            return
+                break
+            else:
+                for key, count in drops.items():
+                    self._unpersisted[key] -= count
+                self._written += len(batch)
+                self._batches += 1
+                self._finish(len(batch))
+                return True
+        self._give_up(batch, attempts)
+        return False
 
-    def _give_up(self, batch: list[Record]) -> None:
+    async def _salvage(self, batch: list[Record]) -> None:
+        failed_before = self._failed_batches
+        for record in batch:
+            await self._write_batch([record], salvage=False)
+        self._failed_batches = failed_before + 1
+
+    def _give_up(self, batch: list[Record], attempts: int) -> None:
         visits = sum(1 for record in batch if isinstance(record, VisitRecord))
         self._unpersisted[META_VISITS_DROPPED] += visits
         self._unpersisted[META_DNS_DROPPED] += len(batch) - visits
         self._dropped_failed += len(batch)
         self._failed_batches += 1
         logger.error(
-            "gave up on a batch after %d attempts (%s): %d visits and %d DNS queries not "
+            "gave up on %d rows after %d attempt(s) (%s): %d visits and %d DNS queries not "
             "logged; counted in meta %s/%s",
-            self._max_attempts, self._last_error, visits, len(batch) - visits,
+            len(batch), attempts, self._last_error, visits, len(batch) - visits,
             META_VISITS_DROPPED, META_DNS_DROPPED,
         )
         self._finish(len(batch))
@@ -263,8 +290,11 @@ class BatchWriter:
             await self._loop.run_in_executor(self._executor, self._encoder.write, [], drops)
         except Exception as exc:  # noqa: BLE001
             self._last_error = f"{type(exc).__name__}: {exc}"
-            logger.warning("could not record %s in meta yet: %s", drops, self._last_error)
+            log = logger.debug if self._persist_failing else logger.warning
+            log("could not record %s in meta yet (will retry): %s", drops, self._last_error)
+            self._persist_failing = True
             return
+        self._persist_failing = False
         for key, count in drops.items():
             self._unpersisted[key] -= count
         logger.info("recorded dropped rows in meta: %s", drops)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -192,3 +193,23 @@ async def test_flush_requires_a_running_writer(tmp_path: Path) -> None:
         await writer.flush()
     with pytest.raises(ValueError):
         BatchWriter(tmp_path / "x.sqlite3", queue_size=0)
+
+
+async def test_one_bad_record_does_not_sink_its_batch(tmp_path: Path) -> None:
+    path = tmp_path / "bad.sqlite3"
+    writer = BatchWriter(path, max_attempts=3, retry_delay=0.001)
+    await writer.start()
+    good = [visit(i) for i in range(9)]
+    bad = dataclasses.replace(visit(9), bytes="lots")  # type: ignore[arg-type]
+    for record in good[:5] + [bad] + good[5:]:
+        writer.submit(record)
+    await writer.flush()
+    stats = writer.stats
+    assert (stats.written, stats.dropped_failed, stats.failed_batches) == (9, 1, 1)
+    assert "ValueError" in (stats.last_error or "")
+    await writer.stop()
+    await writer.stop()  # a second stop is harmless
+    assert count(path) == 9
+    assert meta(path, "visits_dropped") == 1
+    with pytest.raises(RuntimeError, match="runs once"):
+        await writer.start()
