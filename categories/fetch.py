@@ -53,15 +53,17 @@ def download(client: httpx.Client, name: str, url: str, dest: Path, *, max_bytes
                 raise FetchError(f"{name}: {total} bytes is over the limit of {max_bytes}")
             done = 0
             with open(dest, "wb") as out:
-                for chunk in response.iter_raw(CHUNK):
+                for chunk in response.iter_bytes(CHUNK):  # decoded: the limit counts real bytes
                     done += len(chunk)
                     if done > max_bytes:
                         raise FetchError(f"{name}: download over the limit of {max_bytes} bytes")
                     out.write(chunk)
                     if progress is not None:
                         progress(name, done, total)
-            if total is not None and done != total:
-                raise FetchError(f"{name}: download ended after {done} of {total} bytes")
+            encoded = response.headers.get("Content-Encoding", "identity") not in ("identity", "")
+            received = response.num_bytes_downloaded if encoded else done
+            if total is not None and received != total:
+                raise FetchError(f"{name}: download ended after {received} of {total} bytes")
             return Fetched(False, response.headers.get("ETag"),
                            response.headers.get("Last-Modified"), done)
     except httpx.HTTPError as exc:

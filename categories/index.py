@@ -75,26 +75,19 @@ class CategoryIndex:
             raise IndexFormatError(f"{path}: not a category index (bad magic)")
         if version != VERSION:
             raise IndexFormatError(f"{path}: format version {version}, expected {VERSION}")
-        view = memoryview(mapping)
-        sections: dict[str, memoryview] = {}
+        bounds: dict[str, tuple[int, int]] = {}
         for i, name in enumerate(SECTIONS):
             start, length = offsets[2 * i], offsets[2 * i + 1]
             if start + length > len(mapping):
                 raise IndexFormatError(f"{path}: truncated (section {name})")
-            sections[name] = view[start: start + length]
-        self._views = sections
-        self.bits = bits
-        self._shift = 64 - bits
-        self._fp_shift = 32 - bits
-        self._dir = sections["dir"].cast("I")
-        self._fp = sections["fp"].cast("I")
-        self._val = sections["val"].cast("H")
-        self._url_keys = sections["url_keys"].cast("Q")
-        self._url_offs = sections["url_offs"].cast("I")
-        if len(self._dir) != (1 << bits) + 1 or len(self._fp) != n or len(self._val) != n:
-            raise IndexFormatError(f"{path}: table sizes do not match the header")
+            bounds[name] = (start, start + length)
+        expected = {"dir": 4 * ((1 << bits) + 1), "fp": 4 * n, "val": 2 * n,
+                    "url_keys": 8 * u, "url_offs": 4 * (u + 1)}
+        for name, size in expected.items():
+            if bounds[name][1] - bounds[name][0] != size:
+                raise IndexFormatError(f"{path}: section {name} does not match the header")
         try:
-            meta = json.loads(bytes(sections["meta"]))
+            meta = json.loads(mapping[bounds["meta"][0]: bounds["meta"][1]])
         except ValueError as exc:
             raise IndexFormatError(f"{path}: unreadable metadata ({exc})") from exc
         self.meta: dict[str, Any] = meta
@@ -110,6 +103,18 @@ class CategoryIndex:
         self._expressions = ExpressionSet([(names[c], p) for c, p in meta.get("expressions", [])])
         # Single-label entries ("xxx", "zip") are checked in a dict instead of hashing the TLD.
         self._tlds: dict[str, int] = dict(meta.get("tlds", {}))
+        # Views last: nothing above can fail with a memoryview exported (mmap.close would refuse).
+        view = memoryview(mapping)
+        self._views = {name: view[lo:hi] for name, (lo, hi) in bounds.items()}
+        view.release()
+        self.bits = bits
+        self._shift = 64 - bits
+        self._fp_shift = 32 - bits
+        self._dir = self._views["dir"].cast("I")
+        self._fp = self._views["fp"].cast("I")
+        self._val = self._views["val"].cast("H")
+        self._url_keys = self._views["url_keys"].cast("Q")
+        self._url_offs = self._views["url_offs"].cast("I")
 
     @classmethod
     def open(cls, path: Path) -> CategoryIndex:

@@ -11,17 +11,24 @@ Anything else, and a corrupt or truncated archive, raises
 """
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
 import logging
+import lzma
 import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from categories.errors import CategoryImportError
 
 logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,13 +73,27 @@ def resolve_link(path: str, linkname: str, member: str) -> str:
     return "" if joined == "." else joined
 
 
+def _decompressed(raw: BinaryIO) -> BinaryIO:
+    """The archive's bytes, decompressed by sniffing gzip, bzip2 or xz magic."""
+    magic = raw.read(6)
+    raw.seek(0)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if magic[:3] == b"BZh":
+        return bz2.BZ2File(raw)  # type: ignore[return-value]
+    if magic == b"\xfd7zXZ\x00":
+        return lzma.LZMAFile(raw)  # type: ignore[return-value]
+    return contextlib.nullcontext(raw)  # type: ignore[return-value]
+
+
 def iter_tar(path: Path, want: Callable[[str], bool], limits: Limits = DEFAULT_LIMITS) -> Iterator[Entry]:
     """Yield the checked members of the tarball at `path` (any compression tarfile knows)."""
     count = 0
     total = 0
     name = "(archive header)"
     try:
-        with tarfile.open(path, mode="r|*") as tar:
+        with open(path, "rb") as raw, _decompressed(raw) as stream, \
+                tarfile.open(fileobj=stream, mode="r|") as tar:
             for info in tar:
                 count += 1
                 name = info.name
@@ -103,8 +124,11 @@ def iter_tar(path: Path, want: Callable[[str], bool], limits: Limits = DEFAULT_L
                     raise CategoryImportError("hard links are not accepted", name)
                 else:
                     raise CategoryImportError("not a file, folder or symlink", name)
+            name = "(end of archive)"
+            while stream.read(CHUNK):  # tar stops at its end blocks: read on to check the
+                pass                   # compressed stream's trailer (a truncated download)
     except CategoryImportError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError) as exc:
         where = f"{path.name} after {count} members" if count else path.name
         raise CategoryImportError(f"corrupt or truncated archive ({exc})", where) from exc
