@@ -5,8 +5,9 @@ handful of regexes on every request is the slowest part of a URL check, so
 each pattern is analysed (with the `re` parser) for literal strings of which
 at least one must occur in any match (`(/banner/|/sponsor/)` needs
 "/banner/" or "/sponsor/"); one combined search for all those literals
-rules out nearly every URL before any pattern runs.  A pattern with no such
-literal disables the shortcut (it is then always tried).
+rules out nearly every URL before any pattern runs, and the literals found
+say which patterns to run.  A pattern with no such literal disables the
+shortcut (every pattern is then tried on every URL).
 """
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ class ExpressionSet:
 
     def __init__(self, entries: list[tuple[str, str]]) -> None:
         self.entries: list[tuple[str, re.Pattern[str]]] = []
-        literals: set[str] = set()
+        owners: dict[str, set[int]] = {}  # literal -> indices of the expressions needing it
         always = False
         for category, pattern in entries:
             try:
@@ -84,11 +85,16 @@ class ExpressionSet:
             if found is None:
                 always = True
             else:
-                literals |= found
+                for literal in found:
+                    owners.setdefault(literal, set()).add(len(self.entries) - 1)
         self._prefilter: re.Pattern[str] | None = None
+        # On a prefilter hit (rare) each literal is tested with `in`, and only the
+        # expressions owning a literal present in the URL run.
+        self._route: list[tuple[str, list[tuple[str, re.Pattern[str]]]]] = []
         if self.entries and not always:
-            ordered = sorted(literals, key=len, reverse=True)
+            ordered = sorted(owners, key=len, reverse=True)
             self._prefilter = re.compile("|".join(map(re.escape, ordered)))
+            self._route = [(lit, [self.entries[i] for i in sorted(owners[lit])]) for lit in ordered]
         self._always = always
 
     def __bool__(self) -> bool:
@@ -98,11 +104,15 @@ class ExpressionSet:
         """Categories of the expressions that match the target."""
         if not self.entries:
             return set()
-        if not self._always:
-            assert self._prefilter is not None
-            if self._prefilter.search(target.lower()) is None:
-                return set()
-        return {category for category, pattern in self.entries if pattern.search(target)}
+        if self._always:
+            return {category for category, pattern in self.entries if pattern.search(target)}
+        assert self._prefilter is not None
+        lowered = target.lower()
+        if self._prefilter.search(lowered) is None:
+            return set()
+        candidates = {entry for literal, entries in self._route if literal in lowered
+                      for entry in entries}
+        return {category for category, pattern in candidates if pattern.search(target)}
 
     def matching(self, target: str) -> list[tuple[str, str]]:
         """(category, pattern) of every expression that matches (slow path, for explain)."""

@@ -221,6 +221,7 @@ class CategoryIndex:
         found = EMPTY
         records = self._records
         host = url.host
+        target = url.target
         prefix = ""
         for rid, start in self._matches(host):
             record = records[rid]
@@ -228,12 +229,12 @@ class CategoryIndex:
             if cats:
                 found = found | cats if found else cats
             if record[2]:
-                prefix = prefix or url.target[len(host):].lower()
+                prefix = prefix or target[len(host):].lower()
                 for category, entry in self._url_entries(host[start:]):
                     if path_matches(prefix, entry):
                         found = found | {category}
         if self._expressions:
-            matched = self._expressions.categories(url.target)
+            matched = self._expressions.categories(target)
             if matched:
                 found = found | matched
         return found
