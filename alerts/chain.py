@@ -1,0 +1,127 @@
+"""The incident record's hash chain: append-only entries, each sealed with the one before.
+
+Every row of `incident_entries` (of all incidents, in id order) carries
+`hash = sha256(prev_hash + canonical JSON of the entry)` where `prev_hash` is
+the hash of the row before it ("" for the first).  SQL triggers already refuse
+UPDATE and DELETE; the chain makes any change made around them (a dropped
+trigger, an edited file) show: `verify_chain` recomputes every link.
+Append only inside a write transaction (`BEGIN IMMEDIATE`), so two writers
+cannot fork the chain.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from proxy.db import parse_iso, utc_iso
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = "id, incident_id, at, by, action, outcome, detail, prev_hash, hash"
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    incident_id: int
+    at: dt.datetime
+    by: str
+    action: str
+    outcome: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass
+class ChainCheck:
+    entries: int = 0
+    problems: list[str] = field(default_factory=list)
+    broken_ids: set[int] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def canonical(entry_id: int, incident_id: int, at: str, by: str, action: str, outcome: str,
+              detail: dict[str, Any]) -> str:
+    """The one text an entry is hashed as (sorted keys, no spaces, UTF-8)."""
+    return json.dumps({"id": entry_id, "incident_id": incident_id, "at": at, "by": by, "action": action,
+                       "outcome": outcome, "detail": detail}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+
+
+def seal(prev_hash: str, text: str) -> str:
+    return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
+
+
+async def append_entry(conn: aiosqlite.Connection, incident_id: int, *, at: dt.datetime, by: str, action: str,
+                       outcome: str = "", detail: dict[str, Any] | None = None) -> Entry:
+    """Append one sealed entry; call inside `transaction(conn)`."""
+    if not conn.in_transaction:
+        raise RuntimeError("append_entry must run inside a write transaction")
+    async with conn.execute("SELECT id, hash FROM incident_entries ORDER BY id DESC LIMIT 1") as cur:
+        row = await cur.fetchone()
+    entry_id = (int(row[0]) + 1) if row else 1
+    prev = str(row[1]) if row else ""
+    detail = json.loads(json.dumps(detail or {}, default=str))
+    at_text = utc_iso(at)
+    digest = seal(prev, canonical(entry_id, incident_id, at_text, by, action, outcome, detail))
+    await conn.execute(
+        f"INSERT INTO incident_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (entry_id, incident_id, at_text, by, action, outcome,
+         json.dumps(detail, sort_keys=True, ensure_ascii=False), prev, digest))
+    return Entry(entry_id, incident_id, at.astimezone(dt.UTC).replace(microsecond=0), by, action, outcome,
+                 detail, prev, digest)
+
+
+def _entry(row: Any) -> Entry:
+    at = parse_iso(row[2])
+    assert at is not None
+    try:
+        detail = json.loads(row[6] or "{}")
+    except ValueError:
+        detail = {"unreadable": row[6]}
+    return Entry(int(row[0]), int(row[1]), at, row[3], row[4], row[5] or "", detail, row[7] or "", row[8] or "")
+
+
+async def entries_of(conn: aiosqlite.Connection, incident_id: int) -> list[Entry]:
+    async with conn.execute(f"SELECT {_COLUMNS} FROM incident_entries WHERE incident_id = ? ORDER BY id",
+                            (incident_id,)) as cur:
+        return [_entry(r) for r in await cur.fetchall()]
+
+
+async def verify_chain(conn: aiosqlite.Connection) -> ChainCheck:
+    """Recompute every link of the chain; each problem names the entry it was found at."""
+    check = ChainCheck()
+    prev = ""
+    expected_id: int | None = None
+    async with conn.execute(f"SELECT {_COLUMNS} FROM incident_entries ORDER BY id") as cur:
+        async for row in cur:
+            check.entries += 1
+            entry_id = int(row[0])
+            if expected_id is not None and entry_id != expected_id:
+                check.problems.append(f"entries {expected_id}..{entry_id - 1} are missing (deleted?)")
+                check.broken_ids.add(entry_id)
+            if (row[7] or "") != prev:
+                check.problems.append(f"entry {entry_id}: does not follow the entry before it (prev_hash differs)")
+                check.broken_ids.add(entry_id)
+            try:
+                detail = json.loads(row[6] or "{}")
+            except ValueError:
+                detail = None
+            text = canonical(entry_id, int(row[1]), row[2], row[3], row[4], row[5] or "", detail or {})
+            if detail is None or seal(row[7] or "", text) != row[8]:
+                check.problems.append(f"entry {entry_id}: its content was changed after it was written "
+                                      "(hash differs)")
+                check.broken_ids.add(entry_id)
+            prev = row[8] or ""
+            expected_id = entry_id + 1
+    return check

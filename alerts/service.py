@@ -1,0 +1,160 @@
+"""The alert service: flagged hits in, emails out, never on the request path.
+
+`submit()` (called by the `addons/alerts.py` addon for every decided request)
+runs the rules (a few set operations) and appends the hits to an in-memory
+list; it never waits.  A background task, every `tick_s`:
+
+ 1. writes the waiting hits to SQLite in one transaction, each immediate hit
+    opening or joining its incident (`alerts.incidents`);
+ 2. composes the emails that are due (`alerts.compose`) into the outbox;
+ 3. delivers due outbox rows (`alerts.sender`).
+
+A hit is durable once step 1 committed (a fraction of a second after the
+request); from then on nothing loses it: the outbox is sent after restarts and
+SMTP outages.  `stop()` writes what is waiting and makes one last delivery pass.
+Tests drive it without the task: `await service.open()`, then `run_once()`
+with an injected clock and mailer.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import aiosqlite
+
+from alerts.compose import Composer
+from alerts.hits import Hit
+from alerts.incidents import join_or_open
+from alerts.outbox import insert_hits
+from alerts.rules import AlertRules
+from alerts.sender import Backoff, Delivery, Sender
+from alerts.smtp import Mailer, SmtpMailer
+from config.schema import Settings
+from proxy.db import open_db, transaction
+from proxy.engine import Evaluation
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AlertService:
+    def __init__(self, settings: Settings, db_path: Path, *, clock: Clock = utcnow, mailer: Mailer | None = None,
+                 watch_topic: Callable[[str], str] | None = None, tick_s: float = 0.5,
+                 backoff: Backoff | None = None, stop_timeout_s: float = 10.0) -> None:
+        self.settings = settings
+        self.db_path = db_path
+        self.clock = clock
+        self.mailer: Mailer = mailer or SmtpMailer(settings.smtp)
+        self.rules = AlertRules(settings, watch_topic)
+        self.composer = Composer(settings)
+        self.sender = Sender(self.mailer, settings.alerts.sender, clock, backoff)
+        self.tick_s = tick_s
+        self.stop_timeout_s = stop_timeout_s
+        self.window = dt.timedelta(minutes=settings.alerts.group_window_minutes)
+        self._waiting: list[Hit] = []
+        self._wake = asyncio.Event()
+        self._conn: aiosqlite.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.submitted = 0
+        self.stored = 0
+
+    # -- the request path ----------------------------------------------------
+    def submit(self, ev: Evaluation, url: str, *, at: dt.datetime | None = None, attempt: bool = True) -> None:
+        """Hand one decided request to the rules; returns at once."""
+        d = ev.decision
+        if not (d.flagged or d.blocked or ev.watch_phrase):
+            return
+        try:
+            hits = self.rules.classify(ev, url, at or self.clock(), attempt=attempt)
+        except Exception:  # an alert bug must never break filtering
+            logger.exception("alert rules failed for a request to %s", ev.host)
+            return
+        for hit in hits:
+            self.submit_hit(hit)
+
+    def submit_hit(self, hit: Hit) -> None:
+        self._waiting.append(hit.redacted())
+        self.submitted += 1
+        self._wake.set()
+
+    # -- background work -----------------------------------------------------
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise RuntimeError("the alert service is not open")
+        return self._conn
+
+    async def open(self) -> None:
+        if self._conn is None:
+            self._conn = await open_db(self.db_path)
+
+    async def start(self) -> None:
+        await self.open()
+        self._task = asyncio.create_task(self._loop(), name="schoolgate-alerts")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._conn is not None:
+            try:
+                await asyncio.wait_for(self.run_once(), self.stop_timeout_s)
+            except Exception:  # pending rows stay in the outbox for the next start
+                logger.exception("alerts: last delivery pass at stop failed; pending alerts are kept")
+            await self._conn.close()
+            self._conn = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.tick_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep going: the hits and the outbox are durable
+                logger.exception("alerts: a pass failed; retrying")
+                await asyncio.sleep(self.tick_s)
+
+    async def flush(self) -> int:
+        """Write the waiting hits (and their incidents) in one transaction."""
+        if not self._waiting:
+            return 0
+        hits, self._waiting = self._waiting, []
+        try:
+            async with transaction(self.conn):
+                incidents = await join_or_open(self.conn, hits, window=self.window,
+                                               timezone=self.settings.school.timezone)
+                await insert_hits(self.conn, hits, incidents)
+        except BaseException:
+            self._waiting[0:0] = hits     # not lost: written on the next pass
+            raise
+        self.stored += len(hits)
+        return len(hits)
+
+    async def compose(self) -> int:
+        return await self.composer.compose(self.conn, self.clock())
+
+    async def deliver(self) -> Delivery:
+        return await self.sender.deliver(self.conn)
+
+    async def run_once(self) -> Delivery:
+        """One pass: store hits, compose due emails, deliver due rows."""
+        await self.flush()
+        await self.compose()
+        return await self.deliver()
