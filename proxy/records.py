@@ -135,23 +135,31 @@ class RowEncoder:
         self.max_cache = max_cache
         self.cache: dict[str, dict[str, int]] = {name: {} for name in DICTIONARIES}
         self._sql = {
-            name: (f"SELECT id FROM {table} WHERE {column} = ?",
-                   f"INSERT INTO {table} ({column}) VALUES (?) RETURNING id")
+            name: (f"INSERT INTO {table} ({column}) VALUES (?) ON CONFLICT ({column}) DO NOTHING "
+                   f"RETURNING id", f"SELECT id FROM {table} WHERE {column} = ?")
             for name, (table, column) in DICTIONARIES.items()
         }
         self._new: dict[str, dict[str, int]] = {}
+        self._catset_text: dict[tuple[str, ...], str] = {}
+        c = self.cache  # cleared in place, never replaced: these stay valid
+        self._users, self._groups, self._devices = c["user"], c["group"], c["device"]
+        self._ips, self._methods, self._schemes = c["ip"], c["method"], c["scheme"]
+        self._hosts, self._paths, self._catsets = c["host"], c["path"], c["catset"]
+        self._rules, self._terms = c["rule"], c["term"]
 
     def _id(self, name: str, text: str) -> int:
+        """Id of `text` in a dictionary, added if new (ids start at 1: never falsy)."""
         found = self.cache[name].get(text)
-        if found is not None:
-            return found
+        return found if found is not None else self._miss(name, text)
+
+    def _miss(self, name: str, text: str) -> int:
         new = self._new.setdefault(name, {})
         found = new.get(text)
         if found is None:
-            select, insert = self._sql[name]
-            row = self.conn.execute(select, (text,)).fetchone()
-            if row is None:
-                row = self.conn.execute(insert, (text,)).fetchone()
+            insert, select = self._sql[name]
+            row = self.conn.execute(insert, (text,)).fetchone()
+            if row is None:  # already there (written by an earlier run)
+                row = self.conn.execute(select, (text,)).fetchone()
             found = int(row[0])
             new[text] = found
         return found
@@ -160,15 +168,30 @@ class RowEncoder:
         return None if not text else self._id(name, text)
 
     def visit_row(self, v: VisitRecord) -> tuple[object, ...]:
-        ident = self._id
+        miss = self._miss
+        user = v.user and (self._users.get(v.user) or miss("user", v.user)) or None
+        device = v.device and (self._devices.get(v.device) or miss("device", v.device)) or None
+        path = v.path if len(v.path) <= MAX_TEXT else v.path[:MAX_TEXT]
+        catset_text = self._catset_text.get(v.categories)
+        if catset_text is None:
+            if len(self._catset_text) > 10_000:
+                self._catset_text.clear()
+            catset_text = self._catset_text[v.categories] = categoryset_text(v.categories)
+        catset = catset_text and (self._catsets.get(catset_text) or miss("catset", catset_text))
+        term = v.search_term[:MAX_TEXT] if v.search_term else None
         return (
-            int(v.ts), self._opt("user", v.user), ident("group", v.group),
-            self._opt("device", v.device), ident("ip", v.client_ip),
-            ident("method", v.method), ident("scheme", v.scheme), ident("host", v.host),
-            ident("path", v.path[:MAX_TEXT]),
-            self._opt("catset", categoryset_text(v.categories)),
-            1 if v.action == "block" else 0, ident("rule", v.rule),
-            self._opt("term", v.search_term[:MAX_TEXT] if v.search_term else None),
+            int(v.ts), user,
+            self._groups.get(v.group) or miss("group", v.group),
+            device,
+            self._ips.get(v.client_ip) or miss("ip", v.client_ip),
+            self._methods.get(v.method) or miss("method", v.method),
+            self._schemes.get(v.scheme) or miss("scheme", v.scheme),
+            self._hosts.get(v.host) or miss("host", v.host),
+            self._paths.get(path) or miss("path", path),
+            catset or None,
+            1 if v.action == "block" else 0,
+            self._rules.get(v.rule) or miss("rule", v.rule),
+            term and (self._terms.get(term) or miss("term", term)) or None,
             int(v.bytes), v.flags, v.status,
         )
 
