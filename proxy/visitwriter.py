@@ -27,9 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proxy.db import DEFAULT_BUSY_TIMEOUT_MS, open_db_sync
-from proxy.records import DnsQueryRecord, RowEncoder, VisitRecord
+from proxy.records import (  # the query helpers are re-exported for readers of the log
+    DnsQueryRecord,
+    RowEncoder,
+    VisitRecord,
+    dropped_counts,
+    read_dns_queries,
+    read_visits,
+    read_visits_sync,
+)
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["BatchWriter", "WriterStats", "Record", "read_visits", "read_visits_sync",
+           "read_dns_queries", "dropped_counts"]
 
 Record = VisitRecord | DnsQueryRecord
 
