@@ -213,3 +213,18 @@ async def test_one_bad_record_does_not_sink_its_batch(tmp_path: Path) -> None:
     assert meta(path, "visits_dropped") == 1
     with pytest.raises(RuntimeError, match="runs once"):
         await writer.start()
+
+
+async def test_a_partial_batch_is_written_after_the_flush_interval(tmp_path: Path) -> None:
+    path = tmp_path / "tick.sqlite3"
+    writer = BatchWriter(path, batch_size=1_000, flush_interval=0.02)
+    await writer.start()
+    try:
+        writer.submit(visit(1))  # far below batch_size, and nobody calls flush()
+        for _ in range(500):  # generous: this checks that it happens, not how fast
+            if writer.stats.written:
+                break
+            await asyncio.sleep(0.01)
+        assert writer.stats.written == 1 and count(path) == 1
+    finally:
+        await writer.stop()
