@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[argparse.Namespace, Context], int]
 
 MODULES = (cmd_service, cmd_config, cmd_register, cmd_admin)
+SERVICES = frozenset({"run", "dns"})   # long-running: log at INFO by default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 for bad usage, 0 for --help
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    service = args.command in SERVICES
+    level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO if service else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = Context()
     if getattr(args, "config", None):
         ctx.config_path = args.config

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from categories import commands as categories_commands
 from proxy.context import Context
 from proxy.db import open_db
 from proxy.engine import Engine
@@ -36,6 +37,20 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--at", default=None, help="ISO 8601 time (school time when no offset is given)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=explain)
+
+    p = sub.add_parser("categories", parents=[common], help="the category lists: update | lookup | stats")
+    csub = p.add_subparsers(dest="categories_command", metavar="ACTION", required=True)
+    a = csub.add_parser("update", parents=[common], help="download, check, compile and swap in the lists")
+    a.add_argument("--from", dest="from_", default=None, help="a UT1 tarball/tree path or URL instead of the config's")
+    a.add_argument("--force", action="store_true", help="accept a list that shrank more than max_shrink")
+    a.set_defaults(handler=lambda a, c: categories_commands.update(c.settings.categories, c.index_path, a.from_,
+                                                                   force=a.force))
+    a = csub.add_parser("lookup", parents=[common], help="which categories a host or URL is in")
+    a.add_argument("target")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=lambda a, c: categories_commands.lookup(c.index_path, a.target, a.json))
+    a = csub.add_parser("stats", parents=[common], help="what the current index holds")
+    a.set_defaults(handler=lambda a, c: categories_commands.stats(c.index_path))
 
     p = sub.add_parser("override", parents=[common], help="teachers' time-limited overrides")
     osub = p.add_subparsers(dest="override_command", metavar="ACTION", required=True)

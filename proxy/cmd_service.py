@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
+
+from categories.commands import update as update_categories
+from config.schema import Settings
 
 from proxy.ca import ensure_ca
 from proxy.context import Context
@@ -37,10 +42,16 @@ def init(args: argparse.Namespace, ctx: Context) -> int:
     print(f"data directory: {ctx.data_dir.resolve()}")
     print(f"school CA certificate (install on school devices): {cert.resolve()}")
     status = asyncio.run(_import_register(ctx))
-    from categories.commands import build_initial_index
+    return max(status, build_index(settings, ctx.index_path, offline=args.offline, out=sys.stdout))
 
-    status = max(status, build_initial_index(settings, ctx.index_path, offline=args.offline, out=sys.stdout))
-    return status
+
+def build_index(settings: Settings, index_path: Path, *, offline: bool = False, out: TextIO = sys.stdout) -> int:
+    """The first category index: built-in lists plus the configured sources that answer."""
+    cats = settings.categories
+    if offline:
+        cats = dataclasses.replace(cats, sources=tuple(s for s in cats.sources
+                                                       if not s.location.startswith(("http://", "https://"))))
+    return update_categories(cats, index_path, out=out, init=True)
 
 
 async def _import_register(ctx: Context) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from categories.index import LiveIndex
+from categories.live import LiveIndex
 from categories.normalise import normalise_host, normalise_url
 from categories.tuning import LocalLists
 from config.schema import Settings
@@ -78,7 +78,8 @@ class Engine:
             pairs: list[tuple[str, str]] = []
         else:
             nu = normalise_url(url)
-            kind, host, path, query_text, port, problem = nu.kind, nu.host, nu.path, nu.query, nu.port, nu.problem
+            kind, host, path, query_text, problem = nu.kind, nu.host, nu.path, nu.query, nu.problem
+            port = nu.port or 0
             pairs = _pairs(query_text)
         cats: frozenset[str] = frozenset()
         if kind != "invalid":

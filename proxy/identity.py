@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from config.schema import Settings
@@ -26,7 +28,8 @@ ASSIGNED_CLASSES = frozenset({"school_single_user", "loaned"})
 class Register(Protocol):
     """What identity needs of `proxy.register.RegisterSnapshot`."""
 
-    users: dict[str, Any]
+    @property
+    def users(self) -> Mapping[str, Any]: ...
 
     def device_for_ip(self, ip: str) -> Any | None: ...
 
@@ -36,7 +39,9 @@ class Register(Protocol):
 class EmptyRegister:
     """A register with nobody in it (before `schoolgate init`, and in unit tests)."""
 
-    users: dict[str, Any] = {}
+    @property
+    def users(self) -> Mapping[str, Any]:
+        return {}
 
     def device_for_ip(self, ip: str) -> None:
         return None
@@ -61,20 +66,21 @@ def identify(settings: Settings, register: Register, client_ip: str, login: str 
     today = today or dt.datetime.now(settings.school.timezone).date()
     device = register.device_for_ip(client_ip)
     device_class = device.device_class if device is not None else network.device_class
-    base = dict(client_ip=client_ip, known=True, device=device.name if device is not None else None,
-                device_class=device_class, network=network.name, access=network.access, tls=network.tls)
+    base = Identity(client_ip=client_ip, known=True, group=network.group or settings.guest_group,
+                    device=device.name if device is not None else None, device_class=device_class,
+                    network=network.name, access=network.access, tls=network.tls,
+                    source="device" if device is not None else "network")
     username = login
     source = "login"
     if username is None and device is not None and device_class in ASSIGNED_CLASSES and device.assigned_user:
         username, source = device.assigned_user, "assigned"
     if username is not None:
         user = register.users.get(username)
-        state = register.user_state(username, today)
         if user is None:
-            group = network.group or settings.guest_group
-            return Identity(group=group, user=username, user_state="unknown", source=source, **base)
+            return replace(base, user=username, user_state="unknown", source=source)
         group = user.group_name if user.group_name in settings.groups else settings.guest_group
-        return Identity(group=group, user=username, role=user.role, user_state=state, source=source, **base)
+        return replace(base, group=group, user=username, role=user.role,
+                       user_state=register.user_state(username, today), source=source)
     if network.group is not None:
-        return Identity(group=network.group, source="device" if device is not None else "network", **base)
-    return Identity(group=settings.guest_group, source="guest", **base)
+        return base
+    return replace(base, source="guest")

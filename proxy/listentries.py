@@ -46,7 +46,8 @@ async def load_entries(conn: aiosqlite.Connection) -> list[LocalEntry]:
         "SELECT domain, category, kind, reason, by, at FROM list_entries WHERE removed_at IS NULL ORDER BY id"
     ) as cursor:
         rows = await cursor.fetchall()
-    return [LocalEntry(domain=d, category=c, kind=k, reason=r, by=b, at=parse_iso(a)) for d, c, k, r, b, a in rows]
+    return [LocalEntry(domain=d, category=c, kind=k, reason=r, by=b, at=parse_iso(a) or dt.datetime.now(dt.UTC))
+            for d, c, k, r, b, a in rows]
 
 
 async def load_local_lists(conn: aiosqlite.Connection) -> LocalLists:

@@ -134,6 +134,10 @@ def decide(settings: Settings, who: Identity, req: Request, at: dt.datetime,
     local = at.astimezone(settings.school.timezone)
     blocked_cats = group.block | (group.block_in_hours if settings.school.hours.contains(local) else frozenset())
     blocked = (cats & blocked_cats) - lifted
+    if blocked and req.circumvention_rule:   # the more specific reason: an attempt to get round the filter
+        sev = _stronger(_severity(settings, cats, who), settings.alerts.circumvention)
+        return block(req.circumvention_rule, req.circumvention_reason or "An attempt to get round the filter",
+                     Page.CATEGORY, blocked, severity=sev)
     if blocked:
         timed = blocked <= group.block_in_hours and not (blocked & group.block)
         when = " during school hours" if timed else ""

@@ -25,19 +25,22 @@ logger = logging.getLogger(__name__)
 
 def mitmproxy_options(ctx: Context, listen_port: int | None = None) -> options.Options:
     s = ctx.settings
-    opts = options.Options(
+    return options.Options(
         listen_host=s.proxy.listen_host,
         listen_port=s.proxy.listen_port if listen_port is None else listen_port,
         confdir=str(ctx.ca_dir),
     )
-    updates: dict[str, object] = {"connection_strategy": "lazy", "termlog_verbosity": "warn",
-                                  "flow_detail": 0}
+
+
+def addon_options(ctx: Context) -> dict[str, object]:
+    """Options that mitmproxy's addons declare (set once they are loaded)."""
+    s = ctx.settings
+    updates: dict[str, object] = {"connection_strategy": "lazy"}
     if s.proxy.auth == "htpasswd" and s.proxy.htpasswd is not None:
         updates["proxyauth"] = f"@{s.proxy.htpasswd}"
     elif s.proxy.auth == "ldap" and s.proxy.ldap:
         updates["proxyauth"] = s.proxy.ldap
-    opts.update(**updates)
-    return opts
+    return updates
 
 
 class Service:
@@ -58,6 +61,7 @@ class Service:
         self.master = DumpMaster(mitmproxy_options(self.ctx, self.listen_port), with_termlog=False,
                                  with_dumper=False)
         self.master.addons.add(*pipeline(RuntimeRef(self.runtime)), *self.extra_addons)
+        self.master.options.update(**addon_options(self.ctx))
         self._task = asyncio.create_task(self.master.run(), name="mitmproxy")
         for _ in range(500):
             if self.address is not None or self._task.done():

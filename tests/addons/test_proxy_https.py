@@ -10,7 +10,7 @@ import pytest
 from proxy.db import open_db
 from proxy.records import read_visits
 from proxy.reviews import decide_request, list_requests
-from tests.support.school import School, start_school
+from tests.support.school import School, proxied_transport, start_school
 
 KS2, TEACHER, VISITOR = "127.0.2.5", "127.0.3.11", "127.0.60.5"
 
@@ -42,8 +42,7 @@ async def test_visitor_devices_pass_through_and_are_decided_on_the_connect_host(
     # not decrypted: the client sees the origin's own certificate, not the school's CA
     with pytest.raises(httpx.ConnectError):
         await c.get("https://example.org/")
-    insecure = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(
-        proxy=school.proxy_url, local_address=VISITOR, verify=False), timeout=10)
+    insecure = httpx.AsyncClient(transport=proxied_transport(school.proxy_url, VISITOR, False), timeout=10)
     try:
         ok = await insecure.get("https://example.org/")
         assert ok.status_code == 200
@@ -87,7 +86,7 @@ async def test_search_terms_are_captured_and_watch_lists_flag(school: School) ->
 async def test_circumvention_cases(school: School) -> None:
     c = school.client(KS2)
     r = await c.get("https://nordvpn.com/download")
-    assert r.status_code == 403 and rule(r) == "category.blocked"
+    assert r.status_code == 403 and rule(r) == "circumvention.category_vpn"
     r = await c.post("https://example.org/dns-query", content=b"\x00\x00",
                      headers={"content-type": "application/dns-message"})
     assert r.status_code == 403 and rule(r).startswith("circumvention.")

@@ -155,6 +155,9 @@ def test_circumvention_blocks_with_its_own_rule(s: Settings) -> None:
     d = decide(s, who(), req("example.org", circumvention_rule="circumvention.doh_shape",
                              circumvention_reason="DNS over HTTPS"), LESSON)
     assert d.blocked and d.rule == "circumvention.doh_shape" and d.flagged and d.severity == "immediate"
+    d = decide(s, who("staff"), req("nordvpn.com", "vpn", circumvention_rule="circumvention.category_vpn",
+                                    circumvention_reason="a VPN service"), LESSON)
+    assert d.blocked and d.rule == "circumvention.category_vpn" and d.categories == ("vpn",) and d.flagged
 
 
 def test_watch_listed_search_flags_but_allows(s: Settings) -> None:

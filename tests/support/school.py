@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import httpcore
 import httpx
-from mitmproxy import http
+from mitmproxy.proxy import server_hooks
 
 from config.loader import DEFAULT_CONFIG
 from proxy.context import Context
@@ -50,25 +51,14 @@ class Clock:
 
 
 class RouteToOrigin:
-    """Test-only addon, last in the chain: send every upstream connection to the local origin."""
+    """Test-only addon, last in the chain: open every upstream connection to the local origin."""
 
     def __init__(self, origin: Origin) -> None:
         self.origin = origin
 
-    def http_connect(self, flow: http.HTTPFlow) -> None:
-        if flow.response is None:
-            flow.request.host = "127.0.0.1"
-            flow.request.port = self.origin.tls_port if flow.request.port == 443 else self.origin.port
-
-    def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None:
-            return
-        original = flow.request.host_header
-        tls = flow.request.scheme == "https"
-        flow.request.host = "127.0.0.1"
-        flow.request.port = self.origin.tls_port if tls else self.origin.port
-        if original:
-            flow.request.host_header = original
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        _host, port = data.server.address or ("", 0)
+        data.server.address = ("127.0.0.1", self.origin.tls_port if port == 443 else self.origin.port)
 
 
 def write_school(tmp: Path, *, extra_lists: Mapping[str, list[str]] | None = None,
@@ -112,7 +102,7 @@ class School:
     def client(self, ip: str = "127.0.0.1", **kwargs: object) -> httpx.AsyncClient:
         """An HTTP client using the proxy from source address `ip`."""
         verify = ssl.create_default_context(cafile=str(self.ctx.ca_cert))
-        transport = httpx.AsyncHTTPTransport(proxy=self.proxy_url, local_address=ip, verify=verify)
+        transport = proxied_transport(self.proxy_url, ip, verify)
         client = httpx.AsyncClient(transport=transport, timeout=10, **kwargs)  # type: ignore[arg-type]
         self.clients.append(client)
         return client
@@ -126,6 +116,41 @@ class School:
             await client.aclose()
         await self.service.stop()
         await self.origin.stop()
+
+
+def proxied_transport(proxy_url: str, local_address: str, verify: ssl.SSLContext | bool) -> httpx.AsyncHTTPTransport:
+    """An httpx transport through `proxy_url` from source address `local_address`.
+
+    httpx drops `local_address` when a proxy is given, so the pool is built
+    with httpcore directly (the same class httpx would use).
+    """
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
+    transport = httpx.AsyncHTTPTransport(verify=context)
+    transport._pool = httpcore.AsyncHTTPProxy(proxy_url=httpcore.URL(proxy_url), ssl_context=context,
+                                              network_backend=BoundBackend(local_address))
+    return transport
+
+
+class BoundBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with every TCP connection made from one source address."""
+
+    def __init__(self, local_address: str) -> None:
+        self.inner = httpcore.AnyIOBackend()
+        self.local_address = local_address
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: object = None) -> httpcore.AsyncNetworkStream:
+        return await self.inner.connect_tcp(host, port, timeout, self.local_address,
+                                            socket_options)  # type: ignore[arg-type]
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
 
 
 def origin_tls_context(tmp: Path) -> ssl.SSLContext:
@@ -151,8 +176,7 @@ def origin_tls_context(tmp: Path) -> ssl.SSLContext:
 async def start_school(tmp: Path, *, at: dt.datetime = MONDAY_LESSON, ban: bool = True,
                        **write_kwargs: object) -> School:
     """Init the demo school under `tmp` (register, index, CA) and start its proxy on a free port."""
-    from categories.commands import build_initial_index
-    from proxy.cmd_service import _import_register
+    from proxy.cmd_service import _import_register, build_index
     from proxy.ca import ensure_ca
 
     ctx = write_school(tmp, **write_kwargs)  # type: ignore[arg-type]
@@ -168,7 +192,8 @@ async def start_school(tmp: Path, *, at: dt.datetime = MONDAY_LESSON, ban: bool 
         await conn.close()
     import io
 
-    assert build_initial_index(ctx.settings, ctx.index_path, offline=False, out=io.StringIO()) == 0
+    log = io.StringIO()
+    assert build_index(ctx.settings, ctx.index_path, out=log) == 0, log.getvalue()
     origin = Origin()
     await origin.start(origin_tls_context(tmp))
     clock = Clock(at)
