@@ -66,9 +66,9 @@ class Renderer:
                every: str) -> Rendered:
         lines, left_out = group_lines(hits, self.tz, limit=200)
         total = sum(h.attempts for h, _ in hits)
-        period = f"{when(start, self.tz)} to {clock_time(end, self.tz)}" if every == "hourly" else \
-            f"{when(start, self.tz)} to {when(end, self.tz)}"
-        subject = f"[Schoolgate] DIGEST: {total} flagged hits, {period}"
+        same_day = start.astimezone(self.tz).date() == end.astimezone(self.tz).date()
+        period = f"{when(start, self.tz)} to {clock_time(end, self.tz) if same_day else when(end, self.tz)}"
+        subject = f"[Schoolgate] DIGEST: {total} flagged {'hit' if total == 1 else 'hits'}, {period}"
         return self._both("digest", subject, lines=lines, left_out=left_out, total=total, period=period,
                           every=every)
 

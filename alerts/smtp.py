@@ -11,6 +11,7 @@ used on purpose: no new dependency, and sending is a few calls per alert.
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import email.utils
 import os
 import smtplib
@@ -24,6 +25,9 @@ from typing import Protocol
 from config.schema import SmtpSettings
 
 logger = logging.getLogger(__name__)
+
+# RFC 5322 allows 998 characters a line; the default 78 folds long subjects oddly ("Subject:\n [Schoolgate]...").
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 class MailError(Exception):
@@ -181,7 +185,7 @@ class SmtpMailer:
 def build_message(*, sender: str, recipients: Sequence[str], subject: str, text: str, html: str,
                   message_id: str, date: float, urgent: bool) -> EmailMessage:
     """The email for one outbox row, with its stable Message-ID."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Subject"] = subject

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from alerts import cli as alerts_cli
 from config.errors import ConfigError
 from proxy import cmd_admin, cmd_config, cmd_register, cmd_service
 from proxy.context import Context, default_data_dir
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace, Context], int]
 
-MODULES = (cmd_service, cmd_config, cmd_register, cmd_admin)
+MODULES = (cmd_service, cmd_config, cmd_register, cmd_admin, alerts_cli)
 SERVICES = frozenset({"run", "dns"})   # long-running: log at INFO by default
 
 

@@ -86,9 +86,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         a.add_argument("--reason", default="")
         a.set_defaults(handler=requests_decide, approve=verb == "approve")
 
-    for name, helptext in (("alerts", "alert emails: test | pending"),
-                           ("incidents", "the incident register: list | show | record"),
-                           ("report", "weekly audit report"), ("purge", "apply the retention periods"),
+    for name, helptext in (("report", "weekly audit report"), ("purge", "apply the retention periods"),
                            ("export-user", "subject access export")):
         p = sub.add_parser(name, parents=[common], help=helptext)
         p.add_argument("rest", nargs=argparse.REMAINDER)

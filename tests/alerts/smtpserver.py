@@ -12,6 +12,7 @@ import email
 import email.policy
 import ipaddress
 import ssl
+import warnings
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -113,13 +114,17 @@ class SmtpServer:
                       data: Any) -> AuthResult:
         ok = isinstance(data, LoginPassword) and self.login is not None and (
             data.login.decode(), data.password.decode()) == self.login
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def _protocol(self) -> SMTP:
+        # with implicit TLS aiosmtpd does not see the TLS itself: the whole connection is TLS anyway
         ctx = self.server_context()
-        return SMTP(_Handler(self), hostname="mail.test", tls_context=ctx if self.tls == "starttls" else None,
-                    require_starttls=self.tls == "starttls", auth_required=self.login is not None,
-                    auth_require_tls=self.tls != "none", authenticator=self._authenticate if self.login else None)
+        with warnings.catch_warnings():   # implicit TLS + AUTH: aiosmtpd warns, not knowing it is TLS
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(_Handler(self), hostname="mail.test", tls_context=ctx if self.tls == "starttls" else None,
+                        require_starttls=self.tls == "starttls", auth_required=self.login is not None,
+                        auth_require_tls=self.tls == "starttls",
+                        authenticator=self._authenticate if self.login else None)
 
     async def start(self) -> None:
         ssl_ctx = self.server_context() if self.tls == "tls" else None
