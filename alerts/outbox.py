@@ -165,11 +165,14 @@ async def mark_sent(conn: aiosqlite.Connection, row_id: int, now: dt.datetime, n
                        "WHERE id = ? AND status = 'pending'", (utc_iso(now), note or None, row_id))
 
 
-async def mark_retry(conn: aiosqlite.Connection, row_ids: Sequence[int], error: str,
-                     next_at: dt.datetime) -> None:
+async def mark_retry(conn: aiosqlite.Connection, row_ids: Sequence[int], error: str, next_at: dt.datetime,
+                     *, count_attempt: bool = False) -> None:
+    """Why the rows wait and until when; `count_attempt` when no `mark_attempt` counted this try."""
+    extra = 1 if count_attempt else 0
     for row_id in row_ids:
-        await conn.execute("UPDATE alert_outbox SET last_error = ?, next_attempt_at = MAX(COALESCE(next_attempt_at, "
-                           "''), ?) WHERE id = ? AND status = 'pending'", (error, utc_iso(next_at), row_id))
+        await conn.execute("UPDATE alert_outbox SET last_error = ?, attempts = attempts + ?, next_attempt_at = "
+                           "MAX(COALESCE(next_attempt_at, ''), ?) WHERE id = ? AND status = 'pending'",
+                           (error, extra, utc_iso(next_at), row_id))
 
 
 async def emails_since(conn: aiosqlite.Connection, kinds: Sequence[str], since: dt.datetime) -> int:

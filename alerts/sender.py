@@ -71,7 +71,7 @@ class Sender:
         except MailError as exc:
             self.server_failures += 1
             wait = self.backoff.delay(self.server_failures, exc.permanent)
-            await outbox.mark_retry(conn, [r.id for r in rows], str(exc), now + wait)
+            await outbox.mark_retry(conn, [r.id for r in rows], str(exc), now + wait, count_attempt=True)
             logger.warning("alert emails waiting (%d due): %s; next try in %ds", len(rows), exc,
                            wait.total_seconds())
             return Delivery(0, len(rows), str(exc))
