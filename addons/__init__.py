@@ -13,6 +13,7 @@ fills the reference before the proxy starts, and `addons/script.py` (for
 """
 from __future__ import annotations
 
+from addons.alerts import Alerts
 from addons.filter import Filter
 from addons.identify import Identify
 from addons.portal import Portal
@@ -26,4 +27,5 @@ __all__ = ["RuntimeRef", "pipeline"]
 
 def pipeline(ref: RuntimeRef) -> list[object]:
     """The addons in the order they must run."""
-    return [Identify(ref), TlsPolicy(ref), Portal(ref), Filter(ref), SafeSearch(ref), VisitLog(ref)]
+    return [Identify(ref), TlsPolicy(ref), Portal(ref), Filter(ref), SafeSearch(ref), VisitLog(ref),
+            Alerts(ref)]

@@ -34,7 +34,7 @@ from alerts.sender import Backoff, Delivery, Sender
 from alerts.smtp import Mailer, SmtpMailer
 from config.schema import Settings
 from proxy.db import open_db, transaction
-from proxy.engine import Evaluation
+from proxy.engine import Engine, Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,15 @@ Clock = Callable[[], dt.datetime]
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def topic_from(engine: Engine) -> Callable[[str], str]:
+    """The watch-list topic of a search term, from the engine's (live) watch lists."""
+    def topic(term: str) -> str:
+        match = engine.watchlists.match(term)
+        return match.topic if match is not None else ""
+
+    return topic
 
 
 class AlertService:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from alerts.service import AlertService, topic_from
 from proxy.context import Context
 from proxy.db import open_db
 from proxy.decision import Decision
@@ -74,6 +75,7 @@ class Runtime:
         st = self.settings.storage
         self.writer = BatchWriter(ctx.db_path, queue_size=st.visit_queue, batch_size=st.batch_size,
                                   flush_interval=st.flush_interval_s)
+        self.alerts = AlertService(self.settings, ctx.db_path, clock=clock, watch_topic=topic_from(self.engine))
         self.secret = _load_secret(ctx.data_dir / "secret.key")
         self._task: asyncio.Task[None] | None = None
         self._db: aiosqlite.Connection | None = None
@@ -85,6 +87,7 @@ class Runtime:
         self._db = await open_db(self.ctx.db_path)
         await self.refresh()
         await self.writer.start()
+        await self.alerts.start()
         self._task = asyncio.create_task(self._refresh_loop(), name="schoolgate-refresh")
 
     async def stop(self) -> None:
@@ -95,6 +98,7 @@ class Runtime:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        await self.alerts.stop()
         await self.writer.stop()
         if self._db is not None:
             await self._db.close()
