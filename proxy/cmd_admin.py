@@ -44,13 +44,14 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--from", dest="from_", default=None, help="a UT1 tarball/tree path or URL instead of the config's")
     a.add_argument("--force", action="store_true", help="accept a list that shrank more than max_shrink")
     a.set_defaults(handler=lambda a, c: categories_commands.update(c.settings.categories, c.index_path, a.from_,
-                                                                   force=a.force))
+                                                                   sys.stdout, force=a.force))
     a = csub.add_parser("lookup", parents=[common], help="which categories a host or URL is in")
     a.add_argument("target")
     a.add_argument("--json", action="store_true")
-    a.set_defaults(handler=lambda a, c: categories_commands.lookup(c.index_path, a.target, a.json))
+    a.set_defaults(handler=lambda a, c: categories_commands.lookup(c.index_path, a.target, a.json,
+                                                                   sys.stdout))
     a = csub.add_parser("stats", parents=[common], help="what the current index holds")
-    a.set_defaults(handler=lambda a, c: categories_commands.stats(c.index_path))
+    a.set_defaults(handler=lambda a, c: categories_commands.stats(c.index_path, sys.stdout))
 
     p = sub.add_parser("override", parents=[common], help="teachers' time-limited overrides")
     osub = p.add_subparsers(dest="override_command", metavar="ACTION", required=True)
