@@ -10,7 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):   # loaded by path with `mitmdump -s`: make the project importable
+try:
+    import addons as _addons  # noqa: F401
+except ImportError:   # loaded by path with `mitmdump -s` from a checkout: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mitmproxy import ctx, exceptions  # noqa: E402

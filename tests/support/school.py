@@ -99,10 +99,11 @@ class School:
     proxy_url: str = ""
     clients: list[httpx.AsyncClient] = field(default_factory=list)
 
-    def client(self, ip: str = "127.0.0.1", **kwargs: object) -> httpx.AsyncClient:
-        """An HTTP client using the proxy from source address `ip`."""
+    def client(self, ip: str = "127.0.0.1", auth: tuple[str, str] | None = None,
+               **kwargs: object) -> httpx.AsyncClient:
+        """An HTTP client using the proxy from source address `ip` (logged in with `auth`)."""
         verify = ssl.create_default_context(cafile=str(self.ctx.ca_cert))
-        transport = proxied_transport(self.proxy_url, ip, verify)
+        transport = proxied_transport(self.proxy_url, ip, verify, auth)
         client = httpx.AsyncClient(transport=transport, timeout=10, **kwargs)  # type: ignore[arg-type]
         self.clients.append(client)
         return client
@@ -118,7 +119,8 @@ class School:
         await self.origin.stop()
 
 
-def proxied_transport(proxy_url: str, local_address: str, verify: ssl.SSLContext | bool) -> httpx.AsyncHTTPTransport:
+def proxied_transport(proxy_url: str, local_address: str, verify: ssl.SSLContext | bool,
+                      auth: tuple[str, str] | None = None) -> httpx.AsyncHTTPTransport:
     """An httpx transport through `proxy_url` from source address `local_address`.
 
     httpx drops `local_address` when a proxy is given, so the pool is built
@@ -132,7 +134,7 @@ def proxied_transport(proxy_url: str, local_address: str, verify: ssl.SSLContext
         context = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
     transport = httpx.AsyncHTTPTransport(verify=context)
     transport._pool = httpcore.AsyncHTTPProxy(proxy_url=httpcore.URL(proxy_url), ssl_context=context,
-                                              network_backend=BoundBackend(local_address))
+                                              proxy_auth=auth, network_backend=BoundBackend(local_address))
     return transport
 
 
