@@ -62,24 +62,48 @@ def seal(prev_hash: str, text: str) -> str:
     return hashlib.sha256((prev_hash + text).encode("utf-8")).hexdigest()
 
 
+@dataclass
+class ChainTail:
+    """The end of the chain inside a write transaction: seals entries one after another."""
+
+    next_id: int
+    prev_hash: str
+
+    @classmethod
+    async def read(cls, conn: aiosqlite.Connection) -> ChainTail:
+        if not conn.in_transaction:
+            raise RuntimeError("the incident chain is appended to only inside a write transaction")
+        async with conn.execute("SELECT id, hash FROM incident_entries ORDER BY id DESC LIMIT 1") as cur:
+            row = await cur.fetchone()
+        return cls(int(row[0]) + 1, str(row[1])) if row else cls(1, "")
+
+    def seal(self, incident_id: int, *, at: dt.datetime, by: str, action: str, outcome: str = "",
+             detail: dict[str, Any] | None = None) -> Entry:
+        """The next entry, sealed (not yet written: `write` it, in order)."""
+        detail = json.loads(json.dumps(detail or {}, default=str))
+        at_text = utc_iso(at)
+        digest = seal(self.prev_hash, canonical(self.next_id, incident_id, at_text, by, action, outcome, detail))
+        entry = Entry(self.next_id, incident_id, at.astimezone(dt.UTC).replace(microsecond=0), by, action, outcome,
+                      detail, self.prev_hash, digest)
+        self.next_id += 1
+        self.prev_hash = digest
+        return entry
+
+
+async def write_entries(conn: aiosqlite.Connection, entries: list[Entry]) -> None:
+    await conn.executemany(
+        f"INSERT INTO incident_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(e.id, e.incident_id, utc_iso(e.at), e.by, e.action, e.outcome,
+          json.dumps(e.detail, sort_keys=True, ensure_ascii=False), e.prev_hash, e.hash) for e in entries])
+
+
 async def append_entry(conn: aiosqlite.Connection, incident_id: int, *, at: dt.datetime, by: str, action: str,
                        outcome: str = "", detail: dict[str, Any] | None = None) -> Entry:
     """Append one sealed entry; call inside `transaction(conn)`."""
-    if not conn.in_transaction:
-        raise RuntimeError("append_entry must run inside a write transaction")
-    async with conn.execute("SELECT id, hash FROM incident_entries ORDER BY id DESC LIMIT 1") as cur:
-        row = await cur.fetchone()
-    entry_id = (int(row[0]) + 1) if row else 1
-    prev = str(row[1]) if row else ""
-    detail = json.loads(json.dumps(detail or {}, default=str))
-    at_text = utc_iso(at)
-    digest = seal(prev, canonical(entry_id, incident_id, at_text, by, action, outcome, detail))
-    await conn.execute(
-        f"INSERT INTO incident_entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (entry_id, incident_id, at_text, by, action, outcome,
-         json.dumps(detail, sort_keys=True, ensure_ascii=False), prev, digest))
-    return Entry(entry_id, incident_id, at.astimezone(dt.UTC).replace(microsecond=0), by, action, outcome,
-                 detail, prev, digest)
+    tail = await ChainTail.read(conn)
+    entry = tail.seal(incident_id, at=at, by=by, action=action, outcome=outcome, detail=detail)
+    await write_entries(conn, [entry])
+    return entry
 
 
 def _entry(row: Any) -> Entry:

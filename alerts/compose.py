@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from alerts import outbox
+from alerts.hits import Hit
 from alerts.outbox import StoredHit
 from alerts.render import Renderer
 from alerts.views import alert_view
@@ -51,40 +52,38 @@ class Composer:
     async def compose(self, conn: aiosqlite.Connection, now: dt.datetime) -> int:
         """Write the emails that are due at `now`; returns how many."""
         async with transaction(conn):
-            refs = await _references(conn)
-            held: list[StoredHit] = []
-            made = await self._immediate(conn, now, refs, held)
-            made += await self._summary(conn, now, refs, held)
-            made += await self._digest(conn, now, refs)
+            held: list[str] = []
+            made = await self._immediate(conn, now, held)
+            made += await self._summary(conn, now, held)
+            made += await self._digest(conn, now)
         return made
 
-    async def _immediate(self, conn: aiosqlite.Connection, now: dt.datetime, refs: dict[int, str],
-                         held: list[StoredHit]) -> int:
-        groups: dict[str, list[StoredHit]] = {}
-        for stored in await outbox.unreported(conn, "immediate"):
-            groups.setdefault(stored.hit.group_key, []).append(stored)
-        if not groups:
+    async def _immediate(self, conn: aiosqlite.Connection, now: dt.datetime, held: list[str]) -> int:
+        waiting = await outbox.waiting_keys(conn, "immediate")
+        if not waiting:
             return 0
         sent_in_hour = await outbox.emails_since(conn, INDIVIDUAL, now - HOUR)
+        lasts = await outbox.last_emails_by_key(conn, INDIVIDUAL, [w.group_key for w in waiting])
         made = 0
-        for key, members in groups.items():
-            last = await outbox.last_email(conn, INDIVIDUAL, key)
-            first = members[0].hit
-            followup = last is not None and first.at < last + self.window
-            if followup and now < last + self.window:   # type: ignore[operator]
+        for w in waiting:
+            last = lasts.get(w.group_key)
+            followup = last is not None and w.first_at < last + self.window
+            if last is not None and followup and now < last + self.window:
                 continue                                # the window is still open: keep counting
-            if not first.illegal and sent_in_hour >= self.alerts.max_emails_per_hour:
-                held.extend(members)
+            if not w.illegal and sent_in_hour >= self.alerts.max_emails_per_hour:
+                held.append(w.group_key)
                 continue
-            await self._alert(conn, now, key, members, refs, followup)
+            members = await outbox.unreported_for(conn, "immediate", [w.group_key])
+            await self._alert(conn, now, w.group_key, members, followup)
             sent_in_hour += 1
             made += 1
         return made
 
     async def _alert(self, conn: aiosqlite.Connection, now: dt.datetime, key: str, members: Sequence[StoredHit],
-                     refs: dict[int, str], followup: bool) -> None:
+                     followup: bool) -> None:
         hits = [m.hit for m in members]
         incident_id = next((m.incident_id for m in reversed(members) if m.incident_id is not None), None)
+        refs = await outbox.references(conn, [incident_id] if incident_id is not None else [])
         group = self.settings.groups.get(hits[0].group)
         view = alert_view(hits, reference=refs.get(incident_id, "") if incident_id else "", tz=self.tz,
                           group_is_pupil=group.is_pupil if group else False, school=self.settings.school.name,
@@ -95,35 +94,36 @@ class Composer:
                              recipients=self.alerts.recipients, sender=self.alerts.sender,
                              hit_ids=[m.id for m in members], incident_id=incident_id, hits=view.count)
 
-    async def _summary(self, conn: aiosqlite.Connection, now: dt.datetime, refs: dict[int, str],
-                       held: list[StoredHit]) -> int:
+    async def _pairs(self, conn: aiosqlite.Connection, members: Sequence[StoredHit]) -> list[tuple[Hit, str]]:
+        refs = await outbox.references(conn, [m.incident_id for m in members if m.incident_id is not None])
+        return [(m.hit, refs.get(m.incident_id, "") if m.incident_id else "") for m in members]
+
+    async def _summary(self, conn: aiosqlite.Connection, now: dt.datetime, held: list[str]) -> int:
         if not held:
             return 0
         last = await outbox.last_email(conn, ("summary",))
         if last is not None and now < last + self.window:
             return 0
-        held.sort(key=lambda m: m.id)
-        pairs = [(m.hit, refs.get(m.incident_id, "") if m.incident_id else "") for m in held]
-        email = self.renderer.summary(pairs, cap=self.alerts.max_emails_per_hour, since=held[0].hit.at, now=now)
+        members = await outbox.unreported_for(conn, "immediate", held)
+        pairs = await self._pairs(conn, members)
+        email = self.renderer.summary(pairs, cap=self.alerts.max_emails_per_hour, since=members[0].hit.at, now=now)
         await outbox.enqueue(conn, now=now, kind="summary", severity="immediate",
                              dedup_key=f"summary:{int(now.timestamp())}",
                              subject=email.subject, text=email.text, html=email.html,
                              recipients=self.alerts.recipients, sender=self.alerts.sender,
-                             hit_ids=[m.id for m in held], hits=sum(h.attempts for h, _ in pairs))
+                             hit_ids=[m.id for m in members], hits=sum(h.attempts for h, _ in pairs))
         logger.warning("alert cap of %d emails an hour reached: %d hits summarised in one email",
-                       self.alerts.max_emails_per_hour, len(held))
+                       self.alerts.max_emails_per_hour, len(members))
         return 1
 
-    async def _digest(self, conn: aiosqlite.Connection, now: dt.datetime, refs: dict[int, str]) -> int:
-        waiting = await outbox.unreported(conn, "digest")
-        if not waiting:
-            return 0
+    async def _digest(self, conn: aiosqlite.Connection, now: dt.datetime) -> int:
         cut = self.last_digest_time(now)
-        due = [m for m in waiting if m.hit.at < cut]
-        if not due:
+        oldest = await outbox.oldest_unreported(conn, "digest")
+        if oldest is None or oldest >= cut:
             return 0
+        due = [m for m in await outbox.unreported(conn, "digest") if m.hit.at < cut]
         start = min(m.hit.at for m in due)
-        pairs = [(m.hit, refs.get(m.incident_id, "") if m.incident_id else "") for m in due]
+        pairs = await self._pairs(conn, due)
         email = self.renderer.digest(pairs, start=start, end=cut, every=self.alerts.digest_every)
         await outbox.enqueue(conn, now=now, kind="digest", severity="digest", dedup_key=f"digest:{cut.isoformat()}",
                              subject=email.subject, text=email.text, html=email.html,
@@ -143,9 +143,3 @@ class Composer:
             today = dt.datetime.combine(local.date() - dt.timedelta(days=1), end, tzinfo=self.tz)
         return today.astimezone(dt.UTC)
 
-
-async def _references(conn: aiosqlite.Connection) -> dict[int, str]:
-    """Incident id -> reference, for the incidents of hits still waiting for an email."""
-    async with conn.execute("SELECT DISTINCT i.id, i.ref FROM incidents i JOIN alert_hits h ON h.incident_id = i.id "
-                            "WHERE h.outbox_id IS NULL") as cur:
-        return {int(r[0]): r[1] for r in await cur.fetchall()}

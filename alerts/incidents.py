@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from alerts.chain import Entry, append_entry
-from alerts.hits import Hit, stronger
+from alerts.chain import ChainTail, Entry, append_entry, write_entries
+from alerts.hits import Hit
 from alerts.procedure import ACTIONS, CLOSE, REMOVE_ACCESS, kind_of
 from proxy import register
 from proxy.db import parse_iso, transaction, utc_iso
@@ -69,49 +69,76 @@ def _incident(row: Any) -> Incident:
 
 async def join_or_open(conn: aiosqlite.Connection, hits: Sequence[Hit], *, window: dt.timedelta,
                        timezone: ZoneInfo) -> list[int | None]:
-    """The incident of each hit (None for digest hits); call inside `transaction(conn)`."""
+    """The incident of each hit (None for digest hits); call inside `transaction(conn)`.
+
+    A few statements per batch whatever its size: one query for the open
+    incidents of everyone in the batch, then the updates and inserts in bulk.
+    """
     out: list[int | None] = [None] * len(hits)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, hit in enumerate(hits):
         if hit.severity == "immediate":
             groups.setdefault((hit.who_key, kind_of(hit)), []).append(i)
+    if not groups:
+        return out
+    since = utc_iso(min(hits[i].at for idx in groups.values() for i in idx) - window)
+    found: dict[tuple[str, str], tuple[int, str]] = {}
+    who = sorted({key[0] for key in groups})
+    for start in range(0, len(who), 500):
+        chunk = who[start:start + 500]
+        async with conn.execute(
+                f"SELECT id, who_key, kind, last_at FROM incidents WHERE status = 'open' AND last_at >= ? AND "
+                f"who_key IN ({', '.join('?' * len(chunk))}) ORDER BY id", (since, *chunk)) as cur:
+            for incident_id, who_key, kind, last_at in await cur.fetchall():
+                found[(who_key, kind)] = (int(incident_id), last_at)
+    updates: list[tuple[int, str, int]] = []
+    new_rows: list[tuple[Any, ...]] = []
+    entries: list[Entry] = []
+    next_id = 0
+    tail: ChainTail | None = None
     for (who_key, kind), indexes in groups.items():
         batch = [hits[i] for i in indexes]
-        first = min(h.at for h in batch)
-        last = max(h.at for h in batch)
-        async with conn.execute(
-                f"SELECT {_COLUMNS} FROM incidents WHERE who_key = ? AND kind = ? AND status = 'open' "
-                "AND last_at >= ? ORDER BY id DESC LIMIT 1", (who_key, kind, utc_iso(first - window))) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            incident_id = await _open(conn, batch[0], kind, timezone)
+        first, last = min(h.at for h in batch), max(h.at for h in batch)
+        count = sum(h.attempts for h in batch)
+        current = found.get((who_key, kind))
+        if current is not None and current[1] >= utc_iso(first - window):
+            incident_id = current[0]
+            updates.append((count, utc_iso(last), incident_id))
         else:
-            incident_id = int(row[0])
-        severity = "immediate"
-        await conn.execute(
-            "UPDATE incidents SET hits = hits + ?, last_at = MAX(COALESCE(last_at, ''), ?), severity = ? "
-            "WHERE id = ?", (sum(h.attempts for h in batch), utc_iso(last), severity, incident_id))
+            if tail is None:
+                tail = await ChainTail.read(conn)
+                async with conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents") as cur:
+                    row = await cur.fetchone()
+                next_id = int(row[0]) if row else 1
+            incident_id, next_id = next_id, next_id + 1
+            incident = _new_incident(incident_id, batch[0], kind, timezone, count, last)
+            new_rows.append(_incident_values(incident))
+            entries.append(tail.seal(incident_id, at=batch[0].at, by=SYSTEM, action="opened",
+                                     outcome=f"opened by an alert ({batch[0].kind}: {batch[0].category})",
+                                     detail=incident.facts()))
+            logger.info("incident %s opened (%s, %s)", incident.ref, kind, who_key)
         for i in indexes:
             out[i] = incident_id
+    if new_rows:
+        await conn.executemany(f"INSERT INTO incidents ({_COLUMNS}) VALUES ({', '.join('?' * 15)})", new_rows)
+        await write_entries(conn, entries)
+    if updates:
+        await conn.executemany("UPDATE incidents SET hits = hits + ?, last_at = MAX(COALESCE(last_at, ''), ?) "
+                               "WHERE id = ?", updates)
     return out
 
 
-async def _open(conn: aiosqlite.Connection, hit: Hit, kind: str, timezone: ZoneInfo) -> int:
-    async with conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents") as cur:
-        row = await cur.fetchone()
-    incident_id = int(row[0]) if row else 1
+def _new_incident(incident_id: int, hit: Hit, kind: str, timezone: ZoneInfo, count: int,
+                  last: dt.datetime) -> Incident:
     ref = f"INC-{hit.at.astimezone(timezone):%Y%m%d}-{incident_id:04d}"
-    await conn.execute(
-        "INSERT INTO incidents (id, ref, opened_at, kind, severity, user_name, device_name, group_name, status, "
-        "who_key, role, device_class, client_ip, last_at, hits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, "
-        "?, 0)", (incident_id, ref, utc_iso(hit.at), kind, stronger(hit.severity, ""), hit.user, hit.device,
-                  hit.group, hit.who_key, hit.role, hit.device_class, hit.client_ip, utc_iso(hit.at)))
-    incident = await get_incident(conn, incident_id)
-    assert incident is not None
-    await append_entry(conn, incident_id, at=hit.at, by=SYSTEM, action="opened",
-                       outcome=f"opened by an alert ({hit.kind}: {hit.category})", detail=incident.facts())
-    logger.info("incident %s opened (%s, %s)", ref, kind, hit.who_key)
-    return incident_id
+    return Incident(incident_id, ref, hit.at.replace(microsecond=0), kind, "immediate", hit.user, hit.device,
+                    hit.group, "open", hit.who_key, hit.role, hit.device_class, hit.client_ip,
+                    last.replace(microsecond=0), count)
+
+
+def _incident_values(i: Incident) -> tuple[Any, ...]:
+    return (i.id, i.ref, utc_iso(i.opened_at), i.kind, i.severity, i.user, i.device, i.group, i.status, i.who_key,
+            i.role, i.device_class, i.client_ip, utc_iso(i.last_at) if i.last_at else None, i.hits)
 
 
 async def get_incident(conn: aiosqlite.Connection, ident: int | str) -> Incident | None:

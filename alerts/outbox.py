@@ -194,3 +194,75 @@ async def last_email(conn: aiosqlite.Connection, kinds: Sequence[str], dedup_key
     async with conn.execute(sql, args) as cur:
         row = await cur.fetchone()
     return parse_iso(row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class WaitingKey:
+    """The hits of one group key no email reports yet, in brief."""
+
+    group_key: str
+    first_id: int
+    first_at: dt.datetime
+    illegal: bool
+
+
+async def waiting_keys(conn: aiosqlite.Connection, severity: str) -> list[WaitingKey]:
+    async with conn.execute("SELECT group_key, MIN(id), MIN(at), MAX(kind = 'illegal') FROM alert_hits "
+                            "WHERE outbox_id IS NULL AND severity = ? GROUP BY group_key ORDER BY MIN(id)",
+                            (severity,)) as cur:
+        rows = await cur.fetchall()
+    out = []
+    for key, first_id, first_at, illegal in rows:
+        at = parse_iso(first_at)
+        assert at is not None
+        out.append(WaitingKey(key, int(first_id), at, bool(illegal)))
+    return out
+
+
+async def unreported_for(conn: aiosqlite.Connection, severity: str, keys: Sequence[str]) -> list[StoredHit]:
+    """The waiting hits of some group keys, oldest first."""
+    found: list[StoredHit] = []
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start:start + 500])
+        async with conn.execute(f"SELECT id, {_HIT_COLUMNS} FROM alert_hits WHERE outbox_id IS NULL AND "
+                                f"severity = ? AND group_key IN ({', '.join('?' * len(chunk))})",
+                                (severity, *chunk)) as cur:
+            found += [_stored(r) for r in await cur.fetchall()]
+    found.sort(key=lambda s: s.id)
+    return found
+
+
+async def oldest_unreported(conn: aiosqlite.Connection, severity: str) -> dt.datetime | None:
+    async with conn.execute("SELECT MIN(at) FROM alert_hits WHERE outbox_id IS NULL AND severity = ?",
+                            (severity,)) as cur:
+        row = await cur.fetchone()
+    return parse_iso(row[0]) if row else None
+
+
+async def last_emails_by_key(conn: aiosqlite.Connection, kinds: Sequence[str], keys: Sequence[str]
+                             ) -> dict[str, dt.datetime]:
+    """The last email of each of `keys` (by the dedup_key index)."""
+    marks = ", ".join("?" * len(kinds))
+    out: dict[str, dt.datetime] = {}
+    for start in range(0, len(keys), 500):
+        chunk = list(keys[start:start + 500])
+        async with conn.execute(f"SELECT dedup_key, MAX(created_at) FROM alert_outbox WHERE dedup_key IN "
+                                f"({', '.join('?' * len(chunk))}) AND kind IN ({marks}) GROUP BY dedup_key",
+                                (*chunk, *kinds)) as cur:
+            for key, created in await cur.fetchall():
+                at = parse_iso(created)
+                if at is not None:
+                    out[key] = at
+    return out
+
+
+async def references(conn: aiosqlite.Connection, incident_ids: Sequence[int]) -> dict[int, str]:
+    """Incident id -> reference."""
+    ids = sorted(set(incident_ids))
+    out: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        async with conn.execute(f"SELECT id, ref FROM incidents WHERE id IN ({', '.join('?' * len(chunk))})",
+                                chunk) as cur:
+            out.update({int(r[0]): r[1] for r in await cur.fetchall()})
+    return out
