@@ -95,6 +95,11 @@ async def test_record_actions_remove_access_and_close(school: Context, clock: Cl
                 "--by", "head") == 2
     assert await _cli(school, "incidents", "record", "99", "--action", "note", "--outcome", "x", "--by", "head") == 1
     capsys.readouterr()
+    assert await _cli(school, "incidents", "list") == 0
+    listed = capsys.readouterr().out
+    assert "INC-20261123-0001" in listed and "closed" in listed and "offensive" in listed and "y3.pupil" in listed
+    assert await _cli(school, "incidents", "list", "--status", "open") == 0
+    assert "no open incidents" in capsys.readouterr().out
     assert await _cli(school, "incidents", "show", "INC-20261123-0001") == 0
     out = capsys.readouterr().out
     for expected in ("Incident INC-20261123-0001 (closed)", "y3.pupil (pupil), group ks2",
