@@ -56,6 +56,7 @@ class Engine:
         self.local = local or LocalLists(())
         self.overrides: tuple[Override, ...] = tuple(overrides)
         self.watchlists = watchlists or Watchlists.load()
+        self.arp: dict[str, str] = {}
 
     def categorise_host(self, host: str) -> frozenset[str]:
         index = self.index.current if self.index is not None else None
@@ -64,7 +65,7 @@ class Engine:
 
     def identify(self, client_ip: str, login: str | None = None, at: dt.datetime | None = None) -> Identity:
         today = (at or dt.datetime.now(dt.UTC)).astimezone(self.settings.school.timezone).date()
-        return identify(self.settings, self.register, client_ip, login, today)
+        return identify(self.settings, self.register, client_ip, login, today, self.arp)
 
     def evaluate(self, who: Identity, url: str, *, method: str = "GET", at: dt.datetime | None = None,
                  headers: Mapping[str, str] | None = None, dest_ip: str | None = None,

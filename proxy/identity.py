@@ -33,6 +33,8 @@ class Register(Protocol):
 
     def device_for_ip(self, ip: str) -> Any | None: ...
 
+    def device_for_mac(self, mac: str) -> Any | None: ...
+
     def user_state(self, username: str, today: dt.date) -> str: ...
 
 
@@ -46,13 +48,19 @@ class EmptyRegister:
     def device_for_ip(self, ip: str) -> None:
         return None
 
+    def device_for_mac(self, mac: str) -> None:
+        return None
+
     def user_state(self, username: str, today: dt.date) -> str:
         return "unknown"
 
 
 def identify(settings: Settings, register: Register, client_ip: str, login: str | None = None,
-             today: dt.date | None = None) -> Identity:
-    """The identity of a client at `client_ip`, logged in as `login` (or not)."""
+             today: dt.date | None = None, arp: Mapping[str, str] | None = None) -> Identity:
+    """The identity of a client at `client_ip`, logged in as `login` (or not).
+
+    `arp` maps client IPs to MACs (the gateway's ARP table), for devices registered by MAC.
+    """
     try:
         addr = ipaddress.ip_address(client_ip.split("%", 1)[0])
     except ValueError:
@@ -65,6 +73,9 @@ def identify(settings: Settings, register: Register, client_ip: str, login: str 
         return Identity(client_ip=client_ip, known=False, group=settings.guest_group)
     today = today or dt.datetime.now(settings.school.timezone).date()
     device = register.device_for_ip(client_ip)
+    if device is None and arp:
+        mac = arp.get(client_ip)
+        device = register.device_for_mac(mac) if mac else None
     device_class = device.device_class if device is not None else network.device_class
     base = Identity(client_ip=client_ip, known=True, group=network.group or settings.guest_group,
                     device=device.name if device is not None else None, device_class=device_class,

@@ -23,6 +23,7 @@ from pathlib import Path
 import aiosqlite
 
 from alerts.service import AlertService, topic_from
+from proxy.arp import ARP_TABLE, read_arp_table
 from proxy.context import Context
 from proxy.db import open_db
 from proxy.decision import Decision
@@ -71,6 +72,7 @@ class Runtime:
         self.settings = ctx.settings
         self.clock = clock
         self.refresh_every = refresh_every
+        self.arp_table = ARP_TABLE
         self.engine = Engine(self.settings, ctx.index_path)
         st = self.settings.storage
         self.writer = BatchWriter(ctx.db_path, queue_size=st.visit_queue, batch_size=st.batch_size,
@@ -117,6 +119,7 @@ class Runtime:
         self.engine.register = await load_snapshot(conn)
         self.engine.overrides = tuple(await load_active_overrides(conn, self.clock()))
         self.engine.local = await load_local_lists(conn)
+        self.engine.arp = read_arp_table(self.arp_table)
 
     async def _refresh_loop(self) -> None:
         while True:

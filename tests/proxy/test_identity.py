@@ -80,3 +80,22 @@ def test_outsiders_and_garbage_are_unknown_clients(s: Settings) -> None:
         assert not identify(s, EmptyRegister(), ip, today=TODAY).known
     mapped = identify(s, EmptyRegister(), "::ffff:10.20.2.5", today=TODAY)
     assert mapped.known and mapped.group == "ks2" and mapped.client_ip == "10.20.2.5"
+
+
+def test_devices_registered_by_mac_are_found_through_the_arp_table(s: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from proxy.arp import read_arp_table
+
+    arp = tmp_path / "arp"
+    arp.write_text(
+        "IP address       HW type     Flags       HW address            Mask     Device\n"
+        "10.20.2.77       0x1         0x2         02:AA:00:00:02:77     *        eth1\n"
+        "10.20.2.78       0x1         0x0         00:00:00:00:00:00     *        eth1\n"
+        "garbage\n")
+    table = read_arp_table(arp)
+    assert table == {"10.20.2.77": "02:aa:00:00:02:77"}
+    assert read_arp_table(tmp_path / "missing") == {}
+    devices = {"ks2-by-mac": Device("ks2-by-mac", "02:aa:00:00:02:77", "", "school_shared")}
+    reg = RegisterSnapshot({}, devices)
+    who = identify(s, reg, "10.20.2.77", today=TODAY, arp=table)
+    assert who.device == "ks2-by-mac" and who.group == "ks2"
+    assert identify(s, reg, "10.20.2.78", today=TODAY, arp=table).device is None
