@@ -250,12 +250,19 @@ def _proxy(t: Table, base: Path) -> s.ProxySettings:
     auth = t.text("auth", "none", ("none", "htpasswd", "ldap"))
     if auth == "htpasswd" and not ht:
         t.error("htpasswd", "is required when auth = \"htpasswd\" (path of an htpasswd file)")
+    ldap = t.text("ldap", "")
+    if auth == "ldap":
+        parts = ldap.split(":")
+        expected = 5 if len(parts) > 2 and parts[2].isdigit() else 4
+        if parts[0] not in ("ldap", "ldaps") or len(parts) != expected:
+            t.error("ldap", "expected ldap[s]:SERVER[:PORT]:BIND_DN:SUBTREE_DN (the bind password comes from "
+                            f"the environment variable in ldap_password_env); got {ldap!r}")
     p = s.ProxySettings(
         listen_host=t.text("listen_host", "127.0.0.1"),
         listen_port=t.integer("listen_port", 8080, minimum=0, maximum=65535),
         auth=auth,
         htpasswd=(base / ht) if ht else None,
-        ldap=t.text("ldap", ""),
+        ldap=ldap,
         ldap_password_env=t.text("ldap_password_env", "SCHOOLGATE_LDAP_PASSWORD"),
         no_intercept=tuple(t.strings("no_intercept", [])),
         block_page_name=t.text("block_page_name", "schoolgate.local"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
 
@@ -39,8 +40,24 @@ def addon_options(ctx: Context) -> dict[str, object]:
     if s.proxy.auth == "htpasswd" and s.proxy.htpasswd is not None:
         updates["proxyauth"] = f"@{s.proxy.htpasswd}"
     elif s.proxy.auth == "ldap" and s.proxy.ldap:
-        updates["proxyauth"] = s.proxy.ldap
+        password = os.environ.get(s.proxy.ldap_password_env, "")
+        if not password:
+            raise RuntimeError(f"proxy login by LDAP needs the bind password in ${s.proxy.ldap_password_env}")
+        updates["proxyauth"] = ldap_spec(s.proxy.ldap, password)
     return updates
+
+
+def ldap_spec(spec: str, password: str) -> str:
+    """mitmproxy's proxyauth LDAP spec with the bind password put in its place.
+
+    The config holds `ldap[s]:SERVER[:PORT]:BIND_DN:SUBTREE_DN[?search_filter_key=KEY]` (no secret);
+    mitmproxy wants `ldap[s]:SERVER[:PORT]:BIND_DN:PASSWORD:SUBTREE_DN[...]`.
+    """
+    parts = spec.split(":")
+    head = 3 if len(parts) > 2 and parts[2].isdigit() else 2
+    if parts[0] not in ("ldap", "ldaps") or len(parts) != head + 2:
+        raise ValueError("expected ldap[s]:SERVER[:PORT]:BIND_DN:SUBTREE_DN")
+    return ":".join(parts[: head + 1] + [password] + parts[head + 1:])
 
 
 class Service:

@@ -145,3 +145,16 @@ def test_relative_paths_resolve_beside_the_config(tmp_path: Path) -> None:
     s = load_settings(DEFAULT_CONFIG)
     assert s.register.users_csv == DEFAULT_CONFIG.parent / "users.csv"
     assert s.register.users_csv.exists()
+
+
+def test_ldap_login_spec_is_checked_and_the_password_comes_from_the_environment(tmp_path: Path) -> None:
+    from proxy.service import ldap_spec
+
+    err = _broken(tmp_path, 'auth = "none"', 'auth = "ldap"\nldap = "ldaps:dc1.school.local:CN=svc:hunter2:OU=Users"')
+    assert any(i.key == "proxy.ldap" and "ldap[s]:SERVER" in i.message for i in err.issues)
+    good = EXAMPLE.replace('auth = "none"', 'auth = "ldap"\nldap = "ldaps:dc1.school.local:636:CN=svc,DC=school:OU=Users,DC=school"')
+    path = tmp_path / "ok.toml"
+    path.write_text(good)
+    s = load_settings(path)
+    assert ldap_spec(s.proxy.ldap, "pw:1") == "ldaps:dc1.school.local:636:CN=svc,DC=school:pw:1:OU=Users,DC=school"
+    assert ldap_spec("ldap:dc1:CN=svc:OU=Users", "pw") == "ldap:dc1:CN=svc:pw:OU=Users"
