@@ -130,3 +130,32 @@ async def test_outsiders_are_refused(tmp_path: Path) -> None:
         assert (await school.client("127.0.2.5").get("http://example.org/")).status_code == 200
     finally:
         await school.close()
+
+
+async def test_staff_banking_is_not_decrypted_but_pupils_are(school: School) -> None:
+    with pytest.raises(httpx.ConnectError):                  # the bank's own certificate: passed through
+        await school.client(TEACHER).get("https://www.natwest.com/")
+    r = await school.client(KS2).get("https://www.natwest.com/")   # pupils: intercepted, full URL filtered
+    assert r.status_code == 200 and r.json()["host"] == "www.natwest.com"
+
+
+async def test_web_proxy_wrappers_are_circumvention(school: School) -> None:
+    c = school.client(KS2)
+    r = await c.get("http://unknown-proxy.example/browse.php?u=http%3A%2F%2Fwww.bet365.com%2F")
+    assert r.status_code == 403 and rule(r).startswith("circumvention.")
+    r = await c.get("http://example.org/go?url=https://www.facebook.com/")
+    assert r.status_code == 403 and rule(r).startswith("circumvention.")
+    visits = await _visits(school)
+    assert {v.rule for v in visits if v.action == "block"} <= {"circumvention.web_proxy", "circumvention.url_wrapper"}
+
+
+async def test_revoked_access_gets_the_access_removed_page(school: School) -> None:
+    from proxy import register
+
+    conn = await open_db(school.ctx.db_path)
+    await register.revoke(conn, "y3.pupil", by="head", reason="parents withdrew permission")
+    await conn.close()
+    await school.runtime.refresh()
+    r = await school.client("127.0.4.21").get("http://example.org/")
+    assert r.status_code == 403 and rule(r) == "register.revoked"
+    assert "removed" in r.text.lower() or "withdrawn" in r.text.lower()
