@@ -1,0 +1,259 @@
+"""The resolver's chain: one query in, one answer out, every step with a type and a reason.
+
+`Resolver.handle(packet, client_ip, udp)` walks the chain in order; the
+first link that answers decides, and the query log gets one row with what
+decided it:
+
+ 1. wire       malformed / multi-question / oversized -> FORMERR (or dropped)
+ 2. rate       the client's token bucket is empty     -> REFUSED (counted, not logged per query)
+ 3. identity   the client is on no school network    -> REFUSED (never an open resolver)
+ 4. local      canaries and the block page's name    -> answered here (`dnsanswers`)
+ 5. policy     `Engine.decide_name` (the proxy's policy function) blocks -> block answer
+              (decisions are remembered per client profile and name for at most
+              `MEMO_SECONDS`, and forgotten at once when the register, overrides,
+              list tuning or category index change: DNS answers are cached by
+              clients for longer than that anyway)
+ 6. safesearch the group's search engines            -> CNAME to the engine's safe host
+ 7. cache      a stored upstream answer               -> counted-down TTLs, the client's id/case
+ 8. upstream   forwarded (EDNS as sent), stored       -> or SERVFAIL when no upstream answers
+
+Steps 1-7 run synchronously and `handle` returns the answer's bytes (or None
+to drop); only a cache miss returns a coroutine for the server to await.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol
+
+from config.schema import Settings
+from proxy.decision import Decision
+from proxy.dnsanswers import CNAME_TTL, Answers, cname_chain, cname_only, target_query
+from proxy.dnscache import DnsCache
+from proxy.dnsratelimit import RateLimiter
+from proxy.dnsupstream import UpstreamError, Upstreams
+from proxy.dnswire import (
+    CLASS_IN,
+    QTYPE_CNAME,
+    RCODE_REFUSED,
+    RCODE_SERVFAIL,
+    Query,
+    WireError,
+    error_answer,
+    for_client,
+    parse_query,
+    rcode_answer,
+    response_rcode,
+    restamp,
+)
+from proxy.policy import Identity
+from proxy.records import DnsQueryRecord
+from proxy.safesearch import is_search_engine_host, safesearch_dns_target
+
+logger = logging.getLogger(__name__)
+
+Result = bytes | None | Awaitable[bytes | None]
+
+
+class NamePolicy(Protocol):
+    """What the resolver needs of `proxy.engine.Engine`."""
+
+    register: Any
+    overrides: Any
+    local: Any
+    index: Any
+
+    def identify(self, client_ip: str, login: str | None = None, at: dt.datetime | None = None) -> Identity: ...
+
+    def decide_name(self, who: Identity, name: str, at: dt.datetime | None = None) -> Decision: ...
+
+
+class QueryLog(Protocol):
+    def submit(self, record: DnsQueryRecord) -> bool: ...
+
+
+class Resolver:
+    """The DNS chain of the module docstring, for one configuration."""
+
+    IDENTITY_SECONDS = 5.0
+    MEMO_SECONDS = 10.0
+    MEMO_ENTRIES = 50_000
+
+    def __init__(self, settings: Settings, policy: NamePolicy, upstreams: Upstreams, *,
+                 log: QueryLog | None = None, now: Callable[[], dt.datetime] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic, cache: DnsCache | None = None,
+                 max_inflight: int = 1_000) -> None:
+        dns = settings.dns
+        self.settings = settings
+        self.policy = policy
+        self.upstreams = upstreams
+        self.log = log
+        self.now = now or (lambda: dt.datetime.now(dt.UTC))
+        self.monotonic = monotonic
+        self.cache = cache or DnsCache(dns.min_ttl, dns.max_ttl, clock=monotonic)
+        self.limiter = RateLimiter(dns.rate_limit_qps, dns.rate_limit_burst, clock=monotonic)
+        self.answers = Answers(dns, settings.proxy.listen_host, settings.proxy.block_page_name)
+        self.max_inflight = max_inflight
+        self._inflight: dict[Hashable, asyncio.Future[tuple[bytes, str]]] = {}
+        self._identities: dict[str, tuple[Identity, float, int]] = {}
+        self._profiles: dict[Identity, int] = {}
+        self._memo: dict[tuple[int, str], Decision] = {}
+        self._memo_until = 0.0
+        self._state: tuple[Any, ...] = ()
+        self.counts = {"queries": 0, "malformed": 0, "refused": 0, "ratelimited": 0, "blocked": 0,
+                       "cached": 0, "forwarded": 0, "servfail": 0}
+
+    # -- the chain ----------------------------------------------------------------------------
+    def handle(self, packet: bytes, client_ip: str, udp: bool = True) -> Result:
+        """The answer to one packet: bytes, None (drop) or an awaitable of either (cache miss)."""
+        try:
+            q = parse_query(packet)
+        except WireError as exc:
+            self.counts["malformed"] += 1
+            return error_answer(packet, exc.rcode)
+        if q is None:
+            self.counts["malformed"] += 1
+            return None
+        self.counts["queries"] += 1
+        if not self.limiter.allow(client_ip):
+            self.counts["ratelimited"] += 1
+            return rcode_answer(q, RCODE_REFUSED)
+        start = self.monotonic()
+        at = self.now()
+        who, profile = self._identity(client_ip, at, start)
+        if not who.known or q.qclass != CLASS_IN:
+            self.counts["refused"] += 1
+            rule = "client.outside_networks" if not who.known else "dns.class_not_in"
+            self._log(at, who, q, who.group, "block", rule, None, start, RCODE_REFUSED)
+            return rcode_answer(q, RCODE_REFUSED)
+        name = q.name
+        local = self.answers.local.get(name)
+        if local is not None:
+            answer = local.answer(q)
+            self._log(at, who, q, who.group, local.action, local.rule, None, start, answer[3] & 0x0F)
+            return answer
+        memo_key = (profile, name)
+        decision = self._memo.get(memo_key)
+        if decision is None:
+            decision = self.policy.decide_name(who, name, at)
+            if len(self._memo) >= self.MEMO_ENTRIES:
+                self._memo.clear()
+            self._memo[memo_key] = decision
+        if decision.blocked:
+            self.counts["blocked"] += 1
+            answer = self.answers.blocked(q)
+            self._log(at, who, q, decision.group, "block", decision.rule, None, start, answer[3] & 0x0F)
+            return answer
+        key: Hashable
+        target = self._safesearch_target(decision.group, name)
+        if target is not None:
+            if q.qtype == QTYPE_CNAME:
+                answer = cname_only(q, target, self.cache.clamp(CNAME_TTL))
+                self._log(at, who, q, decision.group, "allow", "dns.safesearch", None, start, 0)
+                return answer
+            key = (q.raw[12:q.qend - 4].lower(), q.qtype, q.edns, q.do, target)
+            rule = "dns.safesearch"
+        else:
+            key = (q.raw[12:q.qend - 4].lower(), q.qtype, q.edns, q.do)
+            rule = decision.rule
+        cached = self.cache.get(key, q)
+        if cached is not None:
+            self.counts["cached"] += 1
+            self._log(at, who, q, decision.group, "allow", rule, "cache", start, cached[3] & 0x0F)
+            return for_client(cached, q, udp)
+        return self._forward(q, key, target, at, who, decision, rule, start, udp)
+
+    async def _forward(self, q: Query, key: Hashable, target: str | None, at: dt.datetime, who: Identity,
+                       decision: Decision, rule: str, start: float, udp: bool) -> bytes:
+        self.counts["forwarded"] += 1
+        try:
+            if target is None:
+                upstream_answer, upstream = await self._upstream(key, q.raw)
+                answer = restamp(upstream_answer, q)
+            else:
+                request = target_query(target, q.qtype, q.qclass, q.edns)
+                target_key = (target, q.qtype, q.edns)
+                upstream_answer, upstream = await self._upstream(target_key, request)
+                answer = cname_chain(q, target, upstream_answer, self.cache.clamp(CNAME_TTL))
+        except UpstreamError as exc:
+            self.counts["servfail"] += 1
+            logger.warning("no upstream answered %s %d: %s", q.name, q.qtype, exc)
+            self._log(at, who, q, decision.group, "allow", rule, None, start, RCODE_SERVFAIL)
+            return rcode_answer(q, RCODE_SERVFAIL)
+        answer = self.cache.put(key, answer)
+        self._log(at, who, q, decision.group, "allow", rule, upstream, start, response_rcode(answer))
+        return for_client(answer, q, udp)
+
+    async def _upstream(self, key: Hashable, request: bytes) -> tuple[bytes, str]:
+        """One upstream exchange per key at a time: concurrent identical questions wait for it."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        if len(self._inflight) >= self.max_inflight:
+            raise UpstreamError(f"{self.max_inflight} upstream queries already waiting")
+        future: asyncio.Future[tuple[bytes, str]] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self.upstreams.query(request)
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, UpstreamError) else UpstreamError(repr(exc)))
+            future.exception()           # retrieved: waiters get it, nobody else is warned
+            raise
+        finally:
+            del self._inflight[key]
+        future.set_result(result)
+        return result
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _identity(self, client_ip: str, at: dt.datetime, mono: float) -> tuple[Identity, int]:
+        """`Engine.identify` and the client's profile number, remembered per address for a few
+        seconds; everything remembered is dropped when the engine's state changes."""
+        self._check_state(mono)
+        found = self._identities.get(client_ip)
+        if found is not None and found[1] > mono:
+            return found[0], found[2]
+        who = self.policy.identify(client_ip, at=at)
+        profile_of = dataclasses.replace(who, client_ip="", device=None)   # what decisions depend on
+        profile = self._profiles.setdefault(profile_of, len(self._profiles))
+        if len(self._identities) > 50_000:
+            self._identities.clear()
+        self._identities[client_ip] = (who, mono + self.IDENTITY_SECONDS, profile)
+        return who, profile
+
+    def _check_state(self, mono: float) -> None:
+        policy = self.policy
+        index = policy.index.current if policy.index is not None else None
+        state = (policy.register, policy.overrides, policy.local, index)
+        old = self._state
+        if len(old) != 4 or any(a is not b for a, b in zip(state, old, strict=True)):
+            self._state = state
+            self._identities.clear()
+            self._profiles.clear()
+            self._memo.clear()
+            self._memo_until = mono + self.MEMO_SECONDS
+        elif mono >= self._memo_until:
+            self._memo.clear()
+            self._memo_until = mono + self.MEMO_SECONDS
+
+    def _safesearch_target(self, group_name: str, name: str) -> str | None:
+        engine = is_search_engine_host(name)
+        if engine is None:
+            return None
+        group = self.settings.groups.get(group_name)
+        if group is None:
+            return None
+        if engine != "youtube" and not group.safesearch:
+            return None
+        return safesearch_dns_target(name, group.youtube)
+
+    def _log(self, at: dt.datetime, who: Identity, q: Query, group: str, action: str, rule: str,
+             upstream: str | None, start: float, rcode: int) -> None:
+        if self.log is None:
+            return
+        latency = int((self.monotonic() - start) * 1000)
+        self.log.submit(DnsQueryRecord(at.timestamp(), who.client_ip, who.device, who.user, group, q.name or ".",
+                                       q.qtype, action, rule, upstream, latency, rcode))
