@@ -156,6 +156,8 @@ def _groups(t: Table, sets: dict[str, frozenset[str]]) -> dict[str, s.Group]:
             overridable=g.flag("overridable", True),
             fail_closed=g.flag("fail_closed", True),
             is_pupil=g.flag("pupils", False),
+            alert_immediate=_expand(g, "alert_immediate", sets),
+            alert_digest=_expand(g, "alert_digest", sets),
         )
         if mode == "walled_garden" and not group.allow:
             g.error("allow", "a walled_garden group needs at least one allowed category")

@@ -79,6 +79,8 @@ class Group:
     overridable: bool                      # teachers may lift blocks for this group
     fail_closed: bool                      # no decision possible -> block
     is_pupil: bool
+    alert_immediate: frozenset[str] = frozenset()   # flagged for this group on top of [alerts] immediate
+    alert_digest: frozenset[str] = frozenset()      # ... and on top of [alerts] digest
 
 
 @dataclass(frozen=True)

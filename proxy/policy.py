@@ -99,7 +99,7 @@ def decide(settings: Settings, who: Identity, req: Request, at: dt.datetime,
     def block(rule: str, reason: str, page: Page, hit: frozenset[str] | tuple[str, ...] = (),
               severity: str | None = None) -> Decision:
         shown = tuple(sorted(hit)) if hit else tuple(sorted(cats))
-        sev = _severity(settings, cats, who) if severity is None else severity
+        sev = _severity(settings, cats, group) if severity is None else severity
         return Decision(Action.BLOCK, group_name, rule, reason, shown, page, bool(sev), sev, _intercept(who))
 
     if not who.known:
@@ -135,7 +135,7 @@ def decide(settings: Settings, who: Identity, req: Request, at: dt.datetime,
     blocked_cats = group.block | (group.block_in_hours if settings.school.hours.contains(local) else frozenset())
     blocked = (cats & blocked_cats) - lifted
     if blocked and req.circumvention_rule:   # the more specific reason: an attempt to get round the filter
-        sev = _stronger(_severity(settings, cats, who), settings.alerts.circumvention)
+        sev = _stronger(_severity(settings, cats, group), settings.alerts.circumvention)
         return block(req.circumvention_rule, req.circumvention_reason or "An attempt to get round the filter",
                      Page.CATEGORY, blocked, severity=sev)
     if blocked:
@@ -151,7 +151,7 @@ def decide(settings: Settings, who: Identity, req: Request, at: dt.datetime,
         return block(req.circumvention_rule, req.circumvention_reason or "An attempt to get round the filter",
                      Page.CATEGORY, severity=settings.alerts.circumvention)
     override = domain_override or next((o for o in active if o.category in cats), None)
-    sev = _severity(settings, cats, who)
+    sev = _severity(settings, cats, group)
     if req.watch_topic:
         sev = _stronger(sev, settings.alerts.watchlists.get(req.watch_topic, ""))
     if override is not None:
@@ -181,10 +181,11 @@ def _register_rule(who: Identity) -> tuple[str, str, Page] | None:
     return None
 
 
-def _severity(settings: Settings, cats: frozenset[str], who: Identity) -> str:
-    if cats & settings.alerts.immediate:
+def _severity(settings: Settings, cats: frozenset[str], group: Group) -> str:
+    """The alert severity of a hit on `cats` for `group` ("" = not flagged)."""
+    if cats & (settings.alerts.immediate | group.alert_immediate):
         return "immediate"
-    if cats & settings.alerts.digest:
+    if cats & (settings.alerts.digest | group.alert_digest):
         return "digest"
     return ""
 

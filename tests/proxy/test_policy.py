@@ -180,3 +180,14 @@ def test_explain_json_contract(s: Settings) -> None:
     out = decide(s, who(), req("x.test", "gambling"), LESSON).to_json()
     assert {"action", "group", "categories", "reason", "rule", "alert"} <= set(out)
     assert out["action"] == "block" and out["categories"] == ["gambling"] and out["alert"] is False
+
+
+def test_flagged_categories_per_group(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "school.toml"
+    path.write_text(DEFAULT_CONFIG.read_text().replace(
+        'block_in_hours = ["games"]', 'block_in_hours = ["games"]\nalert_digest = ["chat"]\nalert_immediate = ["dating"]'))
+    s2 = load_settings(path)
+    assert decide(s2, who(), req("x.test", "chat"), LESSON).severity == "digest"
+    assert decide(s2, who(), req("x.test", "dating"), LESSON).severity == "immediate"
+    assert not decide(s2, who("guest"), req("x.test", "dating"), LESSON).flagged    # other groups unchanged
+    assert not decide(load_settings(DEFAULT_CONFIG), who(), req("x.test", "chat"), LESSON).flagged
