@@ -28,8 +28,6 @@ def _at(text: str | None, ctx: Context) -> dt.datetime:
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    from proxy.cli import not_yet
-
     p = sub.add_parser("explain", parents=[common], help="the decision for a URL, exactly as the proxy makes it")
     p.add_argument("url")
     p.add_argument("--ip", default="127.0.0.1", help="client address (default 127.0.0.1)")
@@ -87,11 +85,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         a.add_argument("--reason", default="")
         a.set_defaults(handler=requests_decide, approve=verb == "approve")
 
-    for name, helptext in (("report", "weekly audit report"), ("purge", "apply the retention periods"),
-                           ("export-user", "subject access export")):
-        p = sub.add_parser(name, parents=[common], help=helptext)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(handler=not_yet(name))
 
 
 def _engine_from_db(ctx: Context, at: dt.datetime) -> Engine:

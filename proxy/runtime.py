@@ -33,6 +33,7 @@ from proxy.overrides import load_active_overrides
 from proxy.policy import Identity
 from proxy.register import load_snapshot
 from proxy.visitwriter import BatchWriter
+from reports.schedule import ReportScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class Runtime:
         self.writer = BatchWriter(ctx.db_path, queue_size=st.visit_queue, batch_size=st.batch_size,
                                   flush_interval=st.flush_interval_s)
         self.alerts = AlertService(self.settings, ctx.db_path, clock=clock, watch_topic=topic_from(self.engine))
+        self.reports = ReportScheduler(self.settings, ctx.db_path, ctx.reports_dir, index_path=ctx.index_path,
+                                       clock=clock)
         self.secret = _load_secret(ctx.data_dir / "secret.key")
         self._task: asyncio.Task[None] | None = None
         self._db: aiosqlite.Connection | None = None
@@ -90,6 +93,7 @@ class Runtime:
         await self.refresh()
         await self.writer.start()
         await self.alerts.start()
+        await self.reports.start()
         self._task = asyncio.create_task(self._refresh_loop(), name="schoolgate-refresh")
 
     async def stop(self) -> None:
@@ -100,6 +104,7 @@ class Runtime:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        await self.reports.stop()
         await self.alerts.stop()
         await self.writer.stop()
         if self._db is not None:
