@@ -29,10 +29,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", parents=[common], help="run the proxy (and DNS when enabled) and background tasks")
     p.add_argument("--port", type=int, default=None, help="listen on this port instead of the config's")
     p.set_defaults(handler=run)
-    from proxy.cli import not_yet
-
     p = sub.add_parser("dns", parents=[common], help="run the DNS resolver alone")
-    p.set_defaults(handler=not_yet("dns"))
+    p.add_argument("--port", type=int, default=None, help="listen on this port instead of the config's")
+    p.set_defaults(handler=dns)
+
+
+def dns(args: argparse.Namespace, ctx: Context) -> int:
+    from proxy.cmd_dns import dns_command
+
+    return dns_command(args, ctx)
 
 
 def init(args: argparse.Namespace, ctx: Context) -> int:

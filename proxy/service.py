@@ -117,6 +117,15 @@ class Service:
 async def run_forever(ctx: Context, announce: Callable[[Service], None], listen_port: int | None = None) -> int:
     service = Service(ctx, listen_port=listen_port)
     await service.start()
+    dns_server = None
+    if ctx.settings.dns.enabled:   # the resolver shares the proxy's runtime (engine, query log)
+        from proxy.cmd_dns import start_dns
+
+        try:
+            dns_server = await start_dns(service.runtime)
+        except BaseException:
+            await service.stop()
+            raise
     announce(service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -127,6 +136,8 @@ async def run_forever(ctx: Context, announce: Callable[[Service], None], listen_
     assert proxy_task is not None
     await asyncio.wait({waiter, proxy_task}, return_when=asyncio.FIRST_COMPLETED)
     logger.info("stopping")
+    if dns_server is not None:
+        await dns_server.stop()
     await service.stop()
     waiter.cancel()
     return 0
