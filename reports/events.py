@@ -52,6 +52,8 @@ class Event:
     def category_text(self) -> str:
         if self.illegal:
             return "illegal content (IWF / CTIRU list)"
+        if self.term and self.topic:
+            return f"search on the {self.topic.replace('_', ' ')} watch list"
         if self.circumvention and not self.categories:
             return "getting round the filter"
         return self.words or "uncategorised"

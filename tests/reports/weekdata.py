@@ -62,8 +62,15 @@ class Week:
         return [r for r in self.records if START.timestamp() <= r.ts < END.timestamp()]
 
 
-def _record(rng: random.Random, ts: float) -> VisitRecord:
+DEMO_HOST_WEIGHTS = {"www.bbc.co.uk": 40, "cbeebies.com": 30, "miniclip.com": 6, "facebook.com": 3, "bet365.com": 0.4,
+                     "pornhub.com": 0.15, "nordvpn.com": 0.2, "iwf-test-entry.test": 0.02, "drugs-example.test": 0.1,
+                     "www.google.com": 20, "proxy-example.test": 0}
+
+
+def _record(rng: random.Random, ts: float, demo: bool = False) -> VisitRecord:
     kind = rng.random()
+    if demo:   # a quieter, more lifelike mix for the demo picture: few refusals, proxies and watched searches
+        kind = 0.3 if kind > 0.012 else kind * 20
     user, group = rng.choice(USERS)
     device, ip = rng.choice(DEVICES)
     term = None
@@ -84,7 +91,8 @@ def _record(rng: random.Random, ts: float) -> VisitRecord:
         if term in WATCH_TERMS:
             rule, flagged = "allow.search_watch", True
     else:
-        host = rng.choice(list(HOSTS))
+        host = rng.choices(list(DEMO_HOST_WEIGHTS), list(DEMO_HOST_WEIGHTS.values()))[0] if demo else rng.choice(
+            list(HOSTS))
         if host == "proxy-example.test":
             host = "www.bbc.co.uk"
         action = "block" if host in BLOCKED_HOSTS else "allow"
@@ -101,14 +109,25 @@ def _record(rng: random.Random, ts: float) -> VisitRecord:
                        flagged=flagged, intercepted=True, status=None if action == "block" else 200)
 
 
-def generate_visits(seed: int = 47, count: int = 1500) -> list[VisitRecord]:
+def _school_time(rng: random.Random, monday: float) -> float:
+    """A moment of a school week, mostly in lessons (for the demo picture)."""
+    day = rng.choices(range(7), [1, 1, 1, 1, 0.9, 0.05, 0.05])[0]
+    hour = rng.choices(range(24), [0.1] * 7 + [1, 6, 9, 9, 8, 6, 8, 8, 5, 2, 1, 1, 1, 0.6, 0.3, 0.2, 0.1])[0]
+    return monday + day * 86400 + hour * 3600 + rng.uniform(0, 3599)
+
+
+def generate_visits(seed: int = 47, count: int = 1500, demo: bool = False) -> list[VisitRecord]:
     rng = random.Random(seed)
     start, end = START.timestamp(), END.timestamp()
-    stamps = [rng.uniform(start, end - 1) for _ in range(count)]
-    stamps += [rng.uniform(start - 7 * 86400, start - 1) for _ in range(120)]   # the week before
+    if demo:
+        stamps = [_school_time(rng, start) for _ in range(count)]
+        stamps += [_school_time(rng, start - 7 * 86400) for _ in range(int(count * 0.93))]
+    else:
+        stamps = [rng.uniform(start, end - 1) for _ in range(count)]
+        stamps += [rng.uniform(start - 7 * 86400, start - 1) for _ in range(120)]   # the week before
     stamps += [rng.uniform(end, end + 3 * 86400) for _ in range(60)]           # the week after
     stamps += [start, end - 1, end, start - 1]                                 # on the edges
-    return [_record(rng, float(int(ts))) for ts in sorted(stamps)]
+    return [_record(rng, float(int(ts)), demo) for ts in sorted(stamps)]
 
 
 def _register(conn: sqlite3.Connection) -> None:
@@ -170,13 +189,13 @@ async def _changes(db_path: Path, settings: Settings) -> None:
         await conn.close()
 
 
-async def build_week(tmp: Path, *, seed: int = 47, count: int = 1500) -> Week:
+async def build_week(tmp: Path, *, seed: int = 47, count: int = 1500, demo: bool = False) -> Week:
     settings = load_settings(DEFAULT_CONFIG)
     week = Week(settings, tmp / "store.sqlite3")
     conn = open_db_sync(week.db_path)
     try:
         _register(conn)
-        week.records = generate_visits(seed, count)
+        week.records = generate_visits(seed, count, demo)
         RowEncoder(conn).write(week.records, {"visits_dropped": 7})
         _alerts_and_incident(conn, week)
     finally:
