@@ -26,6 +26,7 @@ from typing import Any
 
 from proxy.dnsresolver import Resolver
 from proxy.dnsupstream import Upstreams
+from proxy.dnswire import MAX_QUERY
 from proxy.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class DnsServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._tcp.wait_closed()
             self._tcp = None
+        self.resolver.upstreams.close()
 
     # -- UDP ----------------------------------------------------------------------------------
     def _on_udp(self) -> None:
@@ -122,7 +124,7 @@ class DnsServer:
         handle = self.resolver.handle
         for _ in range(self.BATCH):
             try:
-                packet, addr = recvfrom(65535)
+                packet, addr = recvfrom(MAX_QUERY + 1)   # longer: cut, and answered FORMERR
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:       # e.g. ICMP errors reported on the socket

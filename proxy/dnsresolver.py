@@ -9,10 +9,7 @@ decided it:
  3. identity   the client is on no school network    -> REFUSED (never an open resolver)
  4. local      canaries and the block page's name    -> answered here (`dnsanswers`)
  5. policy     `Engine.decide_name` (the proxy's policy function) blocks -> block answer
-              (decisions are remembered per client profile and name for at most
-              `MEMO_SECONDS`, and forgotten at once when the register, overrides,
-              list tuning or category index change: DNS answers are cached by
-              clients for longer than that anyway)
+              (remembered for a short while by `proxy.dnsmemo.DecisionMemo`)
  6. safesearch the group's search engines            -> CNAME to the engine's safe host
  7. cache      a stored upstream answer               -> counted-down TTLs, the client's id/case
  8. upstream   forwarded (EDNS as sent), stored       -> or SERVFAIL when no upstream answers
@@ -23,17 +20,17 @@ to drop); only a cache miss returns a coroutine for the server to await.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Protocol
+from typing import Protocol
 
 from config.schema import Settings
 from proxy.decision import Decision
 from proxy.dnsanswers import CNAME_TTL, Answers, cname_chain, cname_only, target_query
 from proxy.dnscache import DnsCache
+from proxy.dnsmemo import DecisionMemo, NamePolicy
 from proxy.dnsratelimit import RateLimiter
 from proxy.dnsupstream import UpstreamError, Upstreams
 from proxy.dnswire import (
@@ -59,19 +56,6 @@ logger = logging.getLogger(__name__)
 Result = bytes | None | Awaitable[bytes | None]
 
 
-class NamePolicy(Protocol):
-    """What the resolver needs of `proxy.engine.Engine`."""
-
-    register: Any
-    overrides: Any
-    local: Any
-    index: Any
-
-    def identify(self, client_ip: str, login: str | None = None, at: dt.datetime | None = None) -> Identity: ...
-
-    def decide_name(self, who: Identity, name: str, at: dt.datetime | None = None) -> Decision: ...
-
-
 class QueryLog(Protocol):
     def submit(self, record: DnsQueryRecord) -> bool: ...
 
@@ -79,9 +63,6 @@ class QueryLog(Protocol):
 class Resolver:
     """The DNS chain of the module docstring, for one configuration."""
 
-    IDENTITY_SECONDS = 5.0
-    MEMO_SECONDS = 10.0
-    MEMO_ENTRIES = 50_000
 
     def __init__(self, settings: Settings, policy: NamePolicy, upstreams: Upstreams, *,
                  log: QueryLog | None = None, now: Callable[[], dt.datetime] | None = None,
@@ -99,11 +80,7 @@ class Resolver:
         self.answers = Answers(dns, settings.proxy.listen_host, settings.proxy.block_page_name)
         self.max_inflight = max_inflight
         self._inflight: dict[Hashable, asyncio.Future[tuple[bytes, str]]] = {}
-        self._identities: dict[str, tuple[Identity, float, int]] = {}
-        self._profiles: dict[Identity, int] = {}
-        self._memo: dict[tuple[int, str], Decision] = {}
-        self._memo_until = 0.0
-        self._state: tuple[Any, ...] = ()
+        self.memo = DecisionMemo(policy, lifetime=max(1.0, min(float(dns.block_ttl), 60.0)))
         self.counts = {"queries": 0, "malformed": 0, "refused": 0, "ratelimited": 0, "blocked": 0,
                        "cached": 0, "forwarded": 0, "servfail": 0}
 
@@ -124,7 +101,7 @@ class Resolver:
             return rcode_answer(q, RCODE_REFUSED)
         start = self.monotonic()
         at = self.now()
-        who, profile = self._identity(client_ip, at, start)
+        who, profile = self.memo.identity(client_ip, at, start)
         if not who.known or q.qclass != CLASS_IN:
             self.counts["refused"] += 1
             rule = "client.outside_networks" if not who.known else "dns.class_not_in"
@@ -136,13 +113,7 @@ class Resolver:
             answer = local.answer(q)
             self._log(at, who, q, who.group, local.action, local.rule, None, start, answer[3] & 0x0F)
             return answer
-        memo_key = (profile, name)
-        decision = self._memo.get(memo_key)
-        if decision is None:
-            decision = self.policy.decide_name(who, name, at)
-            if len(self._memo) >= self.MEMO_ENTRIES:
-                self._memo.clear()
-            self._memo[memo_key] = decision
+        decision = self.memo.decide(who, profile, name, at)
         if decision.blocked:
             self.counts["blocked"] += 1
             answer = self.answers.blocked(q)
@@ -209,36 +180,6 @@ class Resolver:
         return result
 
     # -- helpers ------------------------------------------------------------------------------
-    def _identity(self, client_ip: str, at: dt.datetime, mono: float) -> tuple[Identity, int]:
-        """`Engine.identify` and the client's profile number, remembered per address for a few
-        seconds; everything remembered is dropped when the engine's state changes."""
-        self._check_state(mono)
-        found = self._identities.get(client_ip)
-        if found is not None and found[1] > mono:
-            return found[0], found[2]
-        who = self.policy.identify(client_ip, at=at)
-        profile_of = dataclasses.replace(who, client_ip="", device=None)   # what decisions depend on
-        profile = self._profiles.setdefault(profile_of, len(self._profiles))
-        if len(self._identities) > 50_000:
-            self._identities.clear()
-        self._identities[client_ip] = (who, mono + self.IDENTITY_SECONDS, profile)
-        return who, profile
-
-    def _check_state(self, mono: float) -> None:
-        policy = self.policy
-        index = policy.index.current if policy.index is not None else None
-        state = (policy.register, policy.overrides, policy.local, index)
-        old = self._state
-        if len(old) != 4 or any(a is not b for a, b in zip(state, old, strict=True)):
-            self._state = state
-            self._identities.clear()
-            self._profiles.clear()
-            self._memo.clear()
-            self._memo_until = mono + self.MEMO_SECONDS
-        elif mono >= self._memo_until:
-            self._memo.clear()
-            self._memo_until = mono + self.MEMO_SECONDS
-
     def _safesearch_target(self, group_name: str, name: str) -> str | None:
         engine = is_search_engine_host(name)
         if engine is None:

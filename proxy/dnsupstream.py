@@ -2,10 +2,11 @@
 
 `Upstreams.query(wire)` sends a query (the client's packet, EDNS and all)
 to the upstreams in turn, starting with the one that answered last, each with
-`timeout` seconds.  Every attempt uses a fresh socket (a random source port
-from the kernel) and a fresh random query id, and an answer counts only when
-it comes from that upstream with that id and the same question; the client's
-id is put back before the answer is returned.  An answer with TC set is asked
+`timeout` seconds.  UDP goes through a shared `proxy.dnschannel.UdpChannel`
+per upstream (a fresh random query id per query, a fresh random source port
+every few thousand queries); an answer counts only when it comes from that
+upstream with that id and the same question, and the client's id is put back
+before the answer is returned.  An answer with TC set is asked
 again over TCP.  When every upstream has failed, `UpstreamError` is raised:
 the resolver answers SERVFAIL, never NXDOMAIN.
 """
@@ -14,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import struct
 from collections.abc import Sequence
 
+from proxy.dnschannel import UdpChannel
 from proxy.dnswire import is_truncated
 
 logger = logging.getLogger(__name__)
@@ -27,10 +28,6 @@ _LEN = struct.Struct("!H")
 
 class UpstreamError(Exception):
     """No upstream resolver gave an answer."""
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def _question_end(wire: bytes) -> int:
@@ -55,6 +52,7 @@ class Upstreams:
         self.timeout = timeout
         self._preferred = 0
         self.failures = [0] * len(self.servers)
+        self._channels: list[UdpChannel | None] = [None] * len(self.servers)
 
     @staticmethod
     def name(server: tuple[str, int]) -> str:
@@ -70,12 +68,11 @@ class Upstreams:
         for step in range(count):
             i = (self._preferred + step) % count
             server = self.servers[i]
-            qid = secrets.randbits(16)
-            request = qid.to_bytes(2, "big") + wire[2:]
             try:
-                answer = await self._udp(server, request, qid, question)
+                answer = await self._udp(i, wire, question)
                 if is_truncated(answer):
-                    answer = await self._tcp(server, request, qid, question)
+                    qid = secrets.randbits(16)
+                    answer = await self._tcp(server, qid.to_bytes(2, "big") + wire[2:], qid, question)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                 self.failures[i] += 1
                 errors.append(f"{self.name(server)}: {type(exc).__name__} {exc}".strip())
@@ -85,24 +82,19 @@ class Upstreams:
             return client_id + answer[2:], self.name(server)
         raise UpstreamError("; ".join(errors))
 
-    async def _udp(self, server: tuple[str, int], request: bytes, qid: int, question: bytes) -> bytes:
+    async def _udp(self, i: int, request: bytes, question: bytes) -> bytes:
+        channel = self._channels[i]
         loop = asyncio.get_running_loop()
-        sock = socket.socket(_family(server[0]), socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.connect(server)             # only this upstream's datagrams reach the socket
-            await loop.sock_sendall(sock, request)
-            deadline = loop.time() + self.timeout
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise TimeoutError("no answer in time")
-                answer = await asyncio.wait_for(loop.sock_recv(sock, 65535), remaining)
-                if _matches(answer, qid, question):
-                    return answer
-                logger.debug("ignored a datagram from %s that does not answer our query", self.name(server))
-        finally:
-            sock.close()
+        if channel is None or channel.retired or channel.loop is not loop:
+            channel = self._channels[i] = UdpChannel(self.servers[i], loop)
+        return await channel.exchange(request, question, self.timeout)
+
+    def close(self) -> None:
+        """Close the sockets to the upstreams (queries in flight fail)."""
+        for i, channel in enumerate(self._channels):
+            if channel is not None:
+                channel.close()
+                self._channels[i] = None
 
     async def _tcp(self, server: tuple[str, int], request: bytes, qid: int, question: bytes) -> bytes:
         async def exchange() -> bytes:

@@ -162,11 +162,10 @@ def rcode_answer(q: Query, rcode: int, authority: bytes = b"", aa: bool = False)
 def records_answer(q: Query, rdatas: list[bytes], ttl: int, rtype: int | None = None) -> bytes:
     """NOERROR with one answer record per rdata, owned by the question's name."""
     rtype = q.qtype if rtype is None else rtype
-    head = _HEADER.pack(q.id, _flags(q.flags, RCODE_NOERROR), 1, len(rdatas), 0, 1 if q.edns else 0)
-    parts = [head, q.raw[12:q.qend]]
+    flags = _FLAG_QR | (q.flags & (_FLAG_RD | _FLAG_CD)) | _FLAG_RA
+    parts = [_HEADER.pack(q.id, flags, 1, len(rdatas), 0, 1 if q.edns else 0), q.raw[12:q.qend]]
     for rdata in rdatas:
-        parts.append(b"\xc0\x0c" + _RR_FIXED.pack(rtype, CLASS_IN, ttl, len(rdata)))
-        parts.append(rdata)
+        parts.append(b"\xc0\x0c" + _RR_FIXED.pack(rtype, CLASS_IN, ttl, len(rdata)) + rdata)
     if q.edns:
         parts.append(_opt(q.do))
     return b"".join(parts)

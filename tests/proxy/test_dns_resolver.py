@@ -277,3 +277,24 @@ async def test_query_rows_are_written(school: DnsSchool, tmp_path: Path) -> None
     assert allowed.upstream is not None and allowed.upstream.startswith("127.0.0.1:")
     canary = [r for r in rows if r.qname == "use-application-dns.net"][-1]
     assert (canary.group, canary.action, canary.rule, canary.rcode) == ("guest", "block", "dns.canary", 3)
+
+
+async def test_remembered_decisions_follow_overrides_and_the_clock(school: DnsSchool) -> None:
+    import datetime as dt
+
+    from proxy.policy import Override
+
+    assert addresses(await school.ask("miniclip.com", src=KS2)) == ["127.0.0.1"]     # games, school hours
+    now = school.clock()
+    # a teacher lifts games for KS2: the runtime's refresh swaps in new overrides
+    school.runtime.engine.overrides = (Override(1, "ks2", now - dt.timedelta(minutes=1),
+                                                now + dt.timedelta(minutes=30), category="games", by="teacher"),)
+    school.mono.now += 0.2
+    assert addresses(await school.ask("miniclip.com", src=KS2)) != ["127.0.0.1"]
+    school.runtime.engine.overrides = ()
+    school.mono.now += 0.2
+    assert addresses(await school.ask("miniclip.com", src=KS2)) == ["127.0.0.1"]
+    # after school (the same memo would still say "blocked"): decided again within a minute
+    school.clock.now = school.clock.now.replace(hour=16)
+    school.mono.now += 61
+    assert addresses(await school.ask("miniclip.com", src=KS2)) != ["127.0.0.1"]

@@ -1,0 +1,290 @@
+"""DNS resolver benchmark: Schoolgate's resolver against dnsmasq, same lists, same queries, same run.
+
+    python -m bench.dns [--tree UT1.tar.gz] [--full FULL.tar.gz] [--seconds 10] [--json]
+
+For each list (the real UT1 sample, every `domains` file of `--tree`; then the
+full-scale tree, generated once with `../shared/tools/gen-scale-list --merge`
+and cached under /tmp/schoolgate-bench/ unless `--full` names one):
+- compile Schoolgate's category index from the tree (cached beside it, not timed here:
+  `bench.categories` measures compiling);
+- start a fake upstream (dnsmasq answering every name with 192.0.2.1: never a real
+  resolver) for the names neither server blocks;
+- start Schoolgate's resolver (`python -m proxy.cmd_dns`: the runtime, the query
+  log on, rate limiting lifted) with a config in which the benchmark's network
+  blocks every category of the list, like dnsmasq blocks every listed name;
+  start-up = from spawning the process to its first answer;
+- start dnsmasq with one `address=/NAME/0.0.0.0` per listed name (PEERS.md), the
+  same fake upstream and a 10,000-name cache;
+- `dnsperf -l SECONDS` against each, with one query file: a third listed names,
+  a third `www.` below listed names, a third allowed names (2,000 distinct, so
+  both servers answer them from their caches after the first pass).
+Every server listens on 127.0.0.1 and is stopped by its pid.  The last line
+with `--json` is one JSON object of the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench._peers import Peer, dns_answers, free_port, machine, rss_mb
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT / ".." / "shared"
+CACHE = Path("/tmp/schoolgate-bench")
+QUERIES = 100_000
+ALLOWED = 2_000
+_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]")
+
+
+def listed_names(tree: Path, out: Path) -> list[str]:
+    from bench.categories import read_names
+
+    names, _ = read_names(tree, out)
+    return [n for n in names if _NAME.fullmatch(n)]
+
+
+def index_for(tree: Path) -> Path:
+    """A compiled index of `tree` (built-in lists + the tree), cached by the tree's size and mtime."""
+    from bench.categories import compile_tree
+
+    st = tree.stat()
+    index = CACHE / f"dns-{tree.stem}-{st.st_size}-{int(st.st_mtime)}.idx"
+    if not index.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        part = index.with_suffix(".part")
+        compile_tree(tree, part)
+        os.replace(part, index)
+    return index
+
+
+def write_queries(names: list[str], path: Path, n: int = QUERIES, seed: int = 53) -> None:
+    rng = random.Random(seed)
+    words = ["news", "maths", "shop", "cloud", "learn", "play", "music", "city", "data", "blog"]
+    allowed = [f"{rng.choice(words)}-{i}-{rng.choice(words)}.example" for i in range(ALLOWED)]
+    lines = []
+    for i in range(n):
+        kind = i % 3
+        name = rng.choice(names) if kind == 0 else "www." + rng.choice(names) if kind == 1 else rng.choice(allowed)
+        lines.append(f"{name} A")
+    rng.shuffle(lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_config(work: Path, categories: list[str], port: int, upstream: int) -> Path:
+    text = (ROOT / "config" / "example.toml").read_text()
+    every = ", ".join(f'"{c}"' for c in categories)
+    text = text.replace("pupils = [\n", f"pupils = [\n  {every},\n", 1)   # KS2 (loopback) blocks every list
+    dns = (f'[dns]\nenabled = true\nlisten_host = "127.0.0.1"\nlisten_port = {port}\n'
+           f'upstreams = ["127.0.0.1:{upstream}"]\nblock_answer = "zero"\n'
+           "rate_limit_qps = 1000000\nrate_limit_burst = 1000000\n")
+    start = text.index("[dns]")
+    text = text[:start] + dns + text[text.index("\n[", start + 1) + 1:]
+    for name in ("users.csv", "devices.csv"):
+        shutil.copy(ROOT / "config" / name, work / name)
+    config = work / "school.toml"
+    config.write_text(text)
+    return config
+
+
+def wait_ready(proc: subprocess.Popen[bytes], port: int, probe: str, start: float, timeout: float = 120) -> float:
+    while time.perf_counter() - start < timeout:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"exited early: {err.strip()[-500:]}")
+        if dns_answers(port, probe, timeout=0.05):
+            return time.perf_counter() - start
+        time.sleep(0.005)
+    raise RuntimeError("did not answer in time")
+
+
+def start_fake_upstream(work: Path) -> Peer:
+    port = free_port()
+    conf = work / "upstream.conf"
+    conf.write_text(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n"
+                    f"address=/#/192.0.2.1\npid-file={work / 'upstream.pid'}\n")
+    start = time.perf_counter()
+    proc = subprocess.Popen([_dnsmasq(), "-k", f"--conf-file={conf}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    peer = Peer("fake-upstream", proc, 0.0, port)
+    try:
+        peer.ready_s = wait_ready(proc, port, "ready.example", start)
+    except BaseException:
+        peer.stop()
+        raise
+    return peer
+
+
+def start_dnsmasq(work: Path, domains: Path, upstream: int, probe: str) -> Peer:
+    port = free_port()
+    conf = work / "dnsmasq.conf"
+    with open(conf, "w") as out, open(domains) as names:
+        out.write(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n"
+                  f"server=127.0.0.1#{upstream}\ncache-size=10000\npid-file={work / 'dnsmasq.pid'}\n")
+        for name in names:
+            out.write(f"address=/{name.strip()}/0.0.0.0\n")
+    start = time.perf_counter()
+    proc = subprocess.Popen([_dnsmasq(), "-k", f"--conf-file={conf}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    peer = Peer("dnsmasq", proc, 0.0, port)
+    try:
+        peer.ready_s = wait_ready(proc, port, probe, start, timeout=300)
+    except BaseException:
+        peer.stop()
+        raise
+    return peer
+
+
+def free_udp_tcp_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (the resolver listens on both)."""
+    import socket
+
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for UDP and TCP")
+
+
+def start_schoolgate(work: Path, config: Path, data: Path, probe: str) -> Peer:
+    port = free_udp_tcp_port()
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "proxy.cmd_dns", "--config", str(config), "--data", str(data),
+                             "--port", str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peer = Peer("schoolgate", proc, 0.0, port)
+    try:
+        peer.ready_s = wait_ready(proc, port, probe, start)
+    except BaseException:
+        peer.stop()
+        raise
+    return peer
+
+
+def _dnsmasq() -> str:
+    found = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists() else None)
+    if found is None:
+        raise SystemExit("bench.dns: dnsmasq is not installed (apt-get install dnsmasq)")
+    return found
+
+
+def dnsperf(port: int, queries: Path, seconds: int) -> dict[str, float]:
+    binary = shutil.which("dnsperf")
+    if binary is None:
+        raise SystemExit("bench.dns: dnsperf is not installed (apt-get install dnsperf)")
+    out = subprocess.run([binary, "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds)],
+                         capture_output=True, text=True, check=True).stdout
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lost = re.search(r"Queries lost:\s+(\d+)", out)
+    latency = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
+    return {"qps": qps, "lost": float(lost.group(1)) if lost else 0.0,
+            "latency_ms": float(latency.group(1)) * 1000 if latency else 0.0}
+
+
+def logged_rows(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM dns_queries").fetchone()[0])
+
+
+def run_list(label: str, tree: Path, work: Path, seconds: int) -> dict[str, float]:
+    """Both servers on one list; figures keyed `schoolgate_*` / `dnsmasq_*`."""
+    from categories.index import CategoryIndex
+
+    work.mkdir(parents=True)
+    names = listed_names(tree, work / "domains.txt")
+    index = index_for(tree)
+    data = work / "data"
+    data.mkdir()
+    os.symlink(index, data / "categories.idx")
+    with CategoryIndex.open(index) as opened:
+        categories = list(opened.categories)
+    queries = work / "queries.txt"
+    write_queries(names, queries)
+    upstream = start_fake_upstream(work)
+    peers: list[Peer] = [upstream]
+    try:
+        config = write_config(work, categories, 0, upstream.port)
+        school = start_schoolgate(work, config, data, probe=names[0])
+        peers.append(school)
+        sg = dnsperf(school.port, queries, seconds)
+        sg_rss = school.rss_mb()
+        sg_peak = _hwm(school.proc.pid)
+        school.stop()
+        rows = logged_rows(data / "schoolgate.db")
+        dm = start_dnsmasq(work, work / "domains.txt", upstream.port, probe=names[0])
+        peers.append(dm)
+        dm_perf = dnsperf(dm.port, queries, seconds)
+        dm_rss = dm.rss_mb()
+        dm.stop()
+    finally:
+        for peer in peers:
+            peer.stop()
+    result = {"names": float(len(names)), "schoolgate_qps": sg["qps"], "schoolgate_lost": sg["lost"],
+              "schoolgate_latency_ms": sg["latency_ms"], "schoolgate_startup_s": school.ready_s,
+              "schoolgate_rss_mb": sg_rss, "schoolgate_peak_rss_mb": sg_peak, "schoolgate_rows_logged": float(rows),
+              "dnsmasq_qps": dm_perf["qps"], "dnsmasq_lost": dm_perf["lost"],
+              "dnsmasq_latency_ms": dm_perf["latency_ms"], "dnsmasq_startup_s": dm.ready_s, "dnsmasq_rss_mb": dm_rss}
+    print(f"{label}: {len(names):,} names | schoolgate {sg['qps']:,.0f} q/s (ready {school.ready_s:.2f} s, "
+          f"RSS {sg_rss:.0f} MB, {rows:,} rows logged) | dnsmasq {dm_perf['qps']:,.0f} q/s "
+          f"(ready {dm.ready_s:.2f} s, RSS {dm_rss:.0f} MB)", flush=True)
+    return result
+
+
+def _hwm(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tree", type=Path, default=SHARED / "data" / "ut1-blacklists.tar.gz",
+                    help="the real UT1 sample (default: ../shared/data/ut1-blacklists.tar.gz)")
+    ap.add_argument("--full", type=Path, default=None, help="full-scale tree (default: generated and cached)")
+    ap.add_argument("--seconds", type=int, default=10, help="dnsperf run length per server")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object, last")
+    args = ap.parse_args()
+    if not args.tree.exists():
+        raise SystemExit(f"bench.dns: {args.tree} not found")
+    if args.full is None:
+        from bench.categories import full_tree
+
+        args.full = full_tree()
+    work = Path(tempfile.mkdtemp(prefix="schoolgate-bench-dns-"))
+    try:
+        real = run_list("real list", args.tree.resolve(), work / "real", args.seconds)
+        full = run_list("full scale", args.full.resolve(), work / "full", args.seconds)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    figures: dict[str, object] = {
+        "schoolgate_qps": real["schoolgate_qps"], "dnsmasq_qps": real["dnsmasq_qps"],
+        "ratio": real["schoolgate_qps"] / real["dnsmasq_qps"],
+        "schoolgate_qps_full": full["schoolgate_qps"], "dnsmasq_qps_full": full["dnsmasq_qps"],
+        "full_vs_real": full["schoolgate_qps"] / real["schoolgate_qps"],
+        "startup_s": full["schoolgate_startup_s"], "rss_mb": full["schoolgate_peak_rss_mb"],
+        "real": real, "full": full, "seconds": args.seconds, "queries_file_lines": QUERIES,
+        "machine": machine(), "bench_rss_mb": rss_mb(),
+    }
+    print(f"ratio to dnsmasq (real list): {figures['ratio']:.2f}x; full scale / real: "
+          f"{figures['full_vs_real']:.2f}; start-up {figures['startup_s']:.2f} s; peak RSS {figures['rss_mb']:.0f} MB")
+    if args.json:
+        print(json.dumps(figures, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
