@@ -2,12 +2,14 @@
 
 They are compiled once, case-insensitively (as squidGuard does).  Running a
 handful of regexes on every request is the slowest part of a URL check, so
-each pattern is analysed (with the `re` parser) for literal strings of which
-at least one must occur in any match (`(/banner/|/sponsor/)` needs
-"/banner/" or "/sponsor/"); one combined search for all those literals
-rules out nearly every URL before any pattern runs, and the literals found
-say which patterns to run.  A pattern with no such literal disables the
-shortcut (every pattern is then tried on every URL).
+each pattern is analysed (with the `re` parser) for the literal strings a
+match needs, as alternatives of conjunctions: `(google\\..*/search\\?q=cache)|
+(bing\\.com/videos/search)` needs "google." and "/search?q=cache", or
+"bing.com/videos/search".  Each conjunction has a key, its longest literal;
+one combined search for all the keys rules out nearly every URL before any
+pattern runs, and only a pattern one of whose conjunctions is all present
+runs.  A pattern with no known literal runs on every URL (the others still
+use the shortcut).
 """
 from __future__ import annotations
 
@@ -20,27 +22,38 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 MIN_LITERAL = 3
+MAX_TERMS = 32      # alternatives kept per pattern; beyond, the less selective part is dropped
 FLAGS = re.IGNORECASE
+Terms = list[frozenset[str]]  # any one term, every literal of it: what a match needs
+NOTHING: Terms = [frozenset()]  # no known requirement
+_REPEATS = (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT)
 
 
-def _better(a: set[str] | None, b: set[str] | None) -> set[str] | None:
-    """The more selective of two literal sets (longer shortest literal, then fewer)."""
-    if a is None:
+def _weakest(terms: Terms) -> int:
+    """Length of the shortest key (longest literal of a term): how selective the terms are."""
+    return min((max(map(len, t)) if t else 0) for t in terms)
+
+
+def _both(a: Terms, b: Terms) -> Terms:
+    """Terms of `a and b`; when the product is too large, the more selective side alone."""
+    if a == NOTHING:
         return b
-    if b is None:
+    if b == NOTHING:
         return a
-    return a if (min(map(len, a)), -len(a)) >= (min(map(len, b)), -len(b)) else b
+    if len(a) * len(b) > MAX_TERMS:
+        return a if (_weakest(a), -len(a)) >= (_weakest(b), -len(b)) else b
+    return list(dict.fromkeys(x | y for x in a for y in b))
 
 
-def required_literals(seq: Any) -> set[str] | None:
-    """Literals one of which occurs in every match of the parsed sequence; None if unknown."""
-    best: set[str] | None = None
+def requirements(seq: Any) -> Terms:
+    """Literal conjunctions, one of which every match of the parsed sequence contains."""
+    need: Terms = NOTHING
     run: list[str] = []
 
     def flush() -> None:
-        nonlocal best
+        nonlocal need
         if len(run) >= MIN_LITERAL:
-            best = _better(best, {"".join(run).lower()})
+            need = _both(need, [frozenset({"".join(run).lower()})])
         run.clear()
 
     for op, av in seq:
@@ -48,18 +61,61 @@ def required_literals(seq: Any) -> set[str] | None:
             run.append(chr(av))
             continue
         flush()
-        found: set[str] | None = None
         if op is sre_c.SUBPATTERN:
-            found = required_literals(av[-1])
+            need = _both(need, requirements(av[-1]))
         elif op is sre_c.BRANCH:
-            branches = [required_literals(branch) for branch in av[1]]
-            if all(b is not None for b in branches):
-                found = set().union(*branches)  # type: ignore[arg-type]
-        elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT) and av[0] >= 1:
-            found = required_literals(av[2])
-        best = _better(best, found)
+            alternatives = [requirements(branch) for branch in av[1]]
+            if all(alt != NOTHING for alt in alternatives):
+                union = list(dict.fromkeys(t for alt in alternatives for t in alt))
+                if len(union) <= MAX_TERMS:
+                    need = _both(need, union)
+        elif op in _REPEATS and av[0] >= 1:
+            need = _both(need, requirements(av[2]))
     flush()
-    return best
+    return need
+
+
+def required_literals(seq: Any) -> set[str] | None:
+    """Literals one of which occurs in every match (each conjunction's key); None if unknown."""
+    terms = requirements(seq)
+    if terms == NOTHING:
+        return None
+    return {_key(t) for t in terms}
+
+
+def _key(term: frozenset[str]) -> str:
+    return max(sorted(term), key=len)
+
+
+def literal_alternatives(seq: Any) -> set[str]:
+    """Alternatives of the whole pattern that are plain text (`(/banner/|/sponsor/)`), lower-cased.
+
+    Finding one of those in a target is a match of the pattern: no need to run it.
+    """
+    while len(seq) == 1 and seq[0][0] is sre_c.SUBPATTERN and not seq[0][1][1] and not seq[0][1][2]:
+        seq = seq[0][1][-1]  # a group without inline flags around everything
+    if len(seq) == 1 and seq[0][0] is sre_c.BRANCH:
+        alternatives = seq[0][1][1]
+    else:
+        alternatives = [seq]
+    out: set[str] = set()
+    for alt in alternatives:
+        if len(alt) >= MIN_LITERAL and all(op is sre_c.LITERAL for op, _av in alt):
+            out.add("".join(chr(av) for _op, av in alt).lower())
+    return out
+
+
+def _trie(words: list[str]) -> str:
+    """A regex matching any of the words, factored by common prefixes (fewer tries per position)."""
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        if word:
+            groups.setdefault(word[0], []).append(word[1:])
+    alts = [re.escape(first) + _trie(tails) for first, tails in sorted(groups.items())]
+    if not alts:
+        return ""
+    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+    return f"(?:{body})?" if "" in words else body
 
 
 def _strip_leading_any(pattern: str) -> str:
@@ -67,52 +123,74 @@ def _strip_leading_any(pattern: str) -> str:
     return pattern[2:] if pattern.startswith(".*") and len(pattern) > 2 else pattern
 
 
+Route = tuple[tuple[str, ...], int, bool]  # a term's other literals, expression index, literal match
+
+
 class ExpressionSet:
     """Category expressions, ready to test URLs (`target` = host/path?query)."""
 
     def __init__(self, entries: list[tuple[str, str]]) -> None:
         self.entries: list[tuple[str, re.Pattern[str]]] = []
-        owners: dict[str, set[int]] = {}  # literal -> indices of the expressions needing it
-        always = False
+        self._always: list[tuple[str, re.Pattern[str]]] = []
+        routes: dict[str, list[Route]] = {}  # key literal -> the terms it is the key of
         for category, pattern in entries:
             try:
                 compiled = re.compile(_strip_leading_any(pattern), FLAGS)
-                found = required_literals(sre_parse.parse(compiled.pattern, FLAGS))
+                parsed = sre_parse.parse(compiled.pattern, FLAGS)
+                terms = requirements(parsed)
             except (re.error, RecursionError) as exc:
                 logger.warning("skipping expression %r (%s): %s", pattern, category, exc)
                 continue
+            index = len(self.entries)
             self.entries.append((category, compiled))
-            if found is None:
-                always = True
-            else:
-                for literal in found:
-                    owners.setdefault(literal, set()).add(len(self.entries) - 1)
+            if terms == NOTHING:
+                self._always.append((category, compiled))
+                continue
+            plain = literal_alternatives(parsed)
+            for term in terms:
+                key = _key(term)
+                exact = len(term) == 1 and key in plain
+                routes.setdefault(key, []).append((tuple(sorted(term - {key})), index, exact))
         self._prefilter: re.Pattern[str] | None = None
-        # On a prefilter hit (rare) each literal is tested with `in`, and only the
-        # expressions owning a literal present in the URL run.
-        self._route: list[tuple[str, list[tuple[str, re.Pattern[str]]]]] = []
-        if self.entries and not always:
-            ordered = sorted(owners, key=len, reverse=True)
-            self._prefilter = re.compile("|".join(map(re.escape, ordered)))
-            self._route = [(lit, [self.entries[i] for i in sorted(owners[lit])]) for lit in ordered]
-        self._always = always
+        self._route: list[tuple[str, list[Route]]] = []
+        if routes:
+            ordered = sorted(routes, key=lambda k: (-len(k), k))
+            self._prefilter = re.compile(_trie(ordered))
+            self._route = [(key, routes[key]) for key in ordered]
+        self._any = bool(self.entries)
 
     def __bool__(self) -> bool:
-        return bool(self.entries)
+        return self._any
 
     def categories(self, target: str) -> set[str]:
         """Categories of the expressions that match the target."""
-        if not self.entries:
-            return set()
+        out: set[str] = set()
         if self._always:
-            return {category for category, pattern in self.entries if pattern.search(target)}
-        assert self._prefilter is not None
+            out = {category for category, pattern in self._always if pattern.search(target)}
+        prefilter = self._prefilter
+        if prefilter is None:
+            return out
         lowered = target.lower()
-        if self._prefilter.search(lowered) is None:
-            return set()
-        candidates = {entry for literal, entries in self._route if literal in lowered
-                      for entry in entries}
-        return {category for category, pattern in candidates if pattern.search(target)}
+        if prefilter.search(lowered) is None:
+            return out
+        entries = self.entries
+        ascii_only = target.isascii()  # then `lowered` matches as IGNORECASE does
+        done: set[int] = set()
+        for key, terms in self._route:
+            if key not in lowered:
+                continue
+            for others, index, exact in terms:
+                if index in done:
+                    continue
+                for literal in others:
+                    if literal not in lowered:
+                        break
+                else:
+                    done.add(index)
+                    category, pattern = entries[index]
+                    if category not in out and ((exact and ascii_only) or pattern.search(target)):
+                        out.add(category)
+        return out
 
     def matching(self, target: str) -> list[tuple[str, str]]:
         """(category, pattern) of every expression that matches (slow path, for explain)."""

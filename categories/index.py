@@ -47,8 +47,9 @@ from typing import Any
 
 from categories.errors import IndexFormatError
 from categories.expressions import ExpressionSet
-from categories.hashing import md5_digest
+from categories.hashing import md5_digest as _md5
 from categories.normalise import NormalisedURL
+from categories.urlmatch import matching_ids, path_matches
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ HEADER_SIZE = 256
 HEADER = struct.Struct("<8sIIQQ14Q")
 SECTIONS = ("meta", "dir", "fp", "val", "url_keys", "url_offs", "url_blob")
 EMPTY: frozenset[str] = frozenset()
-_from_bytes = int.from_bytes
+_unpack_q = struct.Struct(">Q").unpack_from  # the first 8 bytes of a digest: `name_hash`
 
 
 class CategoryIndex:
@@ -100,10 +101,16 @@ class CategoryIndex:
         # record id -> (categories for the name itself, for its subdomains, has URL entries)
         self._records: list[tuple[frozenset[str], frozenset[str], bool]] = [
             (sets[s] | sets[e], sets[s], bool(has_url)) for s, e, has_url in meta["records"]]
+        # The same, one list per field: the hot loops index these by record id.
+        self._exact_sets = [r[0] for r in self._records]
+        self._suffix_sets = [r[1] for r in self._records]
+        self._has_url = [r[2] for r in self._records]
         self._expressions = ExpressionSet([(names[c], p) for c, p in meta.get("expressions", [])])
         # Single-label entries ("xxx", "zip") are checked in a dict instead of hashing the TLD.
         self._tlds: dict[str, int] = dict(meta.get("tlds", {}))
+        self._url_tlds = any(self._has_url[rid] for rid in self._tlds.values())
         # Views last: nothing above can fail with a memoryview exported (mmap.close would refuse).
+        self._blob_start = bounds["url_blob"][0]
         view = memoryview(mapping)
         self._views = {name: view[lo:hi] for name, (lo, hi) in bounds.items()}
         view.release()
@@ -115,6 +122,8 @@ class CategoryIndex:
         self._val = self._views["val"].cast("H")
         self._url_keys = self._views["url_keys"].cast("Q")
         self._url_offs = self._views["url_offs"].cast("I")
+        self._hot = (_md5, _unpack_q, self._shift, self._fp_shift, self._dir, self._fp, self._val,
+                     self._exact_sets, self._suffix_sets, self._has_url)
 
     @classmethod
     def open(cls, path: Path) -> CategoryIndex:
@@ -137,6 +146,7 @@ class CategoryIndex:
 
     def close(self) -> None:
         """Release the mapping (lookups afterwards raise ValueError)."""
+        self._hot = ()  # type: ignore[assignment]
         for view in (self._dir, self._fp, self._val, self._url_keys, self._url_offs,
                      *self._views.values()):
             view.release()
@@ -151,97 +161,157 @@ class CategoryIndex:
         self.close()
 
     # -- hot path ---------------------------------------------------------------------------
-    def _probe(self, name: bytes) -> int:
-        """Record id of a name, or -1."""
-        h = _from_bytes(md5_digest(name).digest()[:8], "big")
-        b = h >> self._shift
-        lo = self._dir[b]
-        hi = self._dir[b + 1]
-        if lo == hi:
-            return -1
-        fp = (h >> self._fp_shift) & 0xFFFFFFFF
-        j = bisect_left(self._fp, fp, lo, hi)
-        if j < hi and self._fp[j] == fp:
-            return self._val[j]
-        return -1
-
+    # `lookup_host` and `lookup_url` run on every request and DNS query; profiled, nearly all
+    # their time is per suffix probed: one MD5 (`name_hash`: the digest's first 8 bytes as a
+    # big-endian u64, read with one `Struct.unpack_from`), two `dir` reads, a C `bisect` over
+    # a few fingerprints.  So the loops stay flat: their state comes out of one tuple, the next
+    # suffix is one `bytes.partition`, and the category sets are the frozensets made at open
+    # (a lookup with one match allocates nothing).
     def lookup_host(self, host: str) -> frozenset[str]:
         """Categories of a normalised host: the name and every parent suffix (IPs as they are)."""
+        if not host:
+            return EMPTY
+        if ":" in host or host[-1].isdigit():  # an IP literal: itself only
+            rid = self._probe(host.encode())
+            return self._exact_sets[rid] if rid >= 0 else EMPTY
         found = EMPTY
-        records = self._records
-        for rid, start in self._matches(host):
-            record = records[rid]
-            cats = record[0] if start == 0 else record[1]
-            found = found | cats if found else cats
+        dots = host.count(".")
+        if dots:
+            md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, _ = self._hot
+            rest = host.encode()
+            while True:  # the name, then each parent suffix of two labels or more
+                h = unpack(md5(rest).digest())[0]
+                b = h >> shift
+                hi = dir_[b + 1]
+                fp = h >> fp_shift & 0xFFFFFFFF
+                j = bisect_left(fps, fp, dir_[b], hi)
+                if j < hi and fps[j] == fp:
+                    cats = sets[vals[j]]
+                    if cats:
+                        found = found | cats if found else cats
+                dots -= 1
+                if not dots:
+                    break
+                rest = rest.partition(b".")[2]
+                sets = suffix_sets
+        if self._tlds:
+            found = self._tld(host, found)
         return found
 
-    def _matches(self, host: str) -> list[tuple[int, int]]:
-        """(record id, offset of the suffix in host) for the host and each listed parent suffix.
+    def _tld(self, host: str, found: frozenset[str]) -> frozenset[str]:
+        """Add the categories of a listed single label (`zip`, `xxx`) ending the host."""
+        dot = host.rfind(".")
+        rid = self._tlds.get(host[dot + 1:], -1)
+        if rid >= 0:
+            cats = self._suffix_sets[rid] if dot >= 0 else self._exact_sets[rid]
+            if cats:
+                found = found | cats if found else cats
+        return found
 
-        The hot loop of the whole filter: kept flat, with its lookups in locals.
-        """
+    def lookup_url(self, url: NormalisedURL) -> frozenset[str]:
+        """Categories of a URL: its host's, URL-list entries (host + path prefix), expressions."""
+        kind = url.kind
+        host = url.host
+        if kind == "invalid" or not host:
+            return EMPTY
+        found = EMPTY
+        url_hosts: list[int] = []  # hashes of the listed suffixes that have URL entries
+        if kind == "name":
+            dots = host.count(".")
+            if dots:
+                md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, has_url = self._hot
+                rest = host.encode()
+                while True:  # as in lookup_host
+                    h = unpack(md5(rest).digest())[0]
+                    b = h >> shift
+                    hi = dir_[b + 1]
+                    fp = h >> fp_shift & 0xFFFFFFFF
+                    j = bisect_left(fps, fp, dir_[b], hi)
+                    if j < hi and fps[j] == fp:
+                        rid = vals[j]
+                        cats = sets[rid]
+                        if cats:
+                            found = found | cats if found else cats
+                        if has_url[rid]:
+                            url_hosts.append(h)
+                    dots -= 1
+                    if not dots:
+                        break
+                    rest = rest.partition(b".")[2]
+                    sets = suffix_sets
+            if self._tlds:
+                found = self._tld(host, found)
+                if self._url_tlds:
+                    url_hosts += [h for start, h in self._url_hashes(host) if start == host.rfind(".") + 1]
+        else:  # an IP address: itself only
+            found = self.lookup_host(host)
+            url_hosts = [h for _start, h in self._url_hashes(host)]
+        path = url.path
+        query = url.query
+        if url_hosts:
+            prefix = f"{path}?{query}".lower() if query else path.lower()
+            names = self.categories
+            for h in url_hosts:
+                for cid in self._url_ids(h, prefix):
+                    if names[cid] not in found:
+                        found = found | {names[cid]}
+        if self._expressions:
+            matched = self._expressions.categories(f"{host}{path}?{query}" if query else host + path)
+            if matched:
+                found = found | matched
+        return found
+
+    def _probe(self, name: bytes) -> int:
+        """Record id of a name, or -1."""
+        h = _unpack_q(_md5(name).digest())[0]
+        b = h >> self._shift
+        hi = self._dir[b + 1]
+        fp = h >> self._fp_shift & 0xFFFFFFFF
+        j = bisect_left(self._fp, fp, self._dir[b], hi)
+        if j < hi and self._fp[j] == fp:
+            return int(self._val[j])
+        return -1
+
+    def _url_hashes(self, host: str) -> list[tuple[int, int]]:
+        """(offset, hash) of the listed suffixes of host (or the IP) that have URL entries."""
+        return [(start, _unpack_q(_md5(host[start:].encode()).digest())[0])
+                for rid, start in self._matches(host) if self._has_url[rid]]
+
+    def _url_ids(self, h: int, prefix: str) -> list[int]:
+        """Category ids of the URL entries of the host with hash h that match the prefix."""
+        keys = self._url_keys
+        j = bisect_left(keys, h)
+        if j == len(keys) or keys[j] != h:
+            return []
+        base = self._blob_start
+        return matching_ids(self._mmap, base + self._url_offs[j], base + self._url_offs[j + 1],
+                            prefix)
+
+    # -- slow path, for `categories lookup --json` and `schoolgate explain` ------------------
+    def _matches(self, host: str) -> list[tuple[int, int]]:
+        """(record id, offset of the suffix in host) for the host and each listed parent suffix."""
         out: list[tuple[int, int]] = []
         if not host:
             return out
         if ":" in host or host[-1].isdigit():  # an IP literal: itself only
             rid = self._probe(host.encode())
+            return [(rid, 0)] if rid >= 0 else out
+        raw = host.encode()
+        start = 0
+        last = raw.rfind(b".")
+        while start <= last:
+            rid = self._probe(raw[start:])
             if rid >= 0:
-                out.append((rid, 0))
-            return out
-        last = host.rfind(".")
-        if last >= 0:
-            raw = host.encode()
-            shift = self._shift
-            fp_shift = self._fp_shift
-            dir_, fps = self._dir, self._fp
-            digest = md5_digest
-            from_bytes = _from_bytes
-            start = 0
-            while start <= last:  # every suffix of two labels or more
-                h = from_bytes(digest(raw[start:] if start else raw).digest()[:8], "big")
-                b = h >> shift
-                lo = dir_[b]
-                hi = dir_[b + 1]
-                if lo != hi:
-                    fp = (h >> fp_shift) & 0xFFFFFFFF
-                    j = bisect_left(fps, fp, lo, hi)
-                    if j < hi and fps[j] == fp:
-                        out.append((self._val[j], start))
-                start = raw.find(b".", start) + 1
-        if self._tlds:
-            rid = self._tlds.get(host[last + 1:], -1)
-            if rid >= 0:
-                out.append((rid, last + 1))
+                out.append((rid, start))
+            start = raw.find(b".", start) + 1
+        rid = self._tlds.get(host[last + 1:], -1)
+        if rid >= 0:
+            out.append((rid, last + 1))
         return out
-
-    def lookup_url(self, url: NormalisedURL) -> frozenset[str]:
-        """Categories of a URL: its host's, URL-list entries (host + path prefix), expressions."""
-        if url.kind == "invalid" or not url.host:
-            return EMPTY
-        found = EMPTY
-        records = self._records
-        host = url.host
-        target = url.target
-        prefix = ""
-        for rid, start in self._matches(host):
-            record = records[rid]
-            cats = record[0] if start == 0 else record[1]
-            if cats:
-                found = found | cats if found else cats
-            if record[2]:
-                prefix = prefix or target[len(host):].lower()
-                for category, entry in self._url_entries(host[start:]):
-                    if path_matches(prefix, entry):
-                        found = found | {category}
-        if self._expressions:
-            matched = self._expressions.categories(target)
-            if matched:
-                found = found | matched
-        return found
 
     def _url_entries(self, host: str) -> list[tuple[str, str]]:
         """(category, path prefix) entries listed for exactly this host."""
-        h = _from_bytes(md5_digest(host.encode()).digest()[:8], "big")
+        h = _unpack_q(_md5(host.encode()).digest())[0]
         keys = self._url_keys
         j = bisect_left(keys, h)
         if j == len(keys) or keys[j] != h:
@@ -253,7 +323,6 @@ class CategoryIndex:
             out.append((self.categories[int(cid)], path))
         return out
 
-    # -- slow path, for `categories lookup --json` and `schoolgate explain` ------------------
     def explain_url(self, url: NormalisedURL) -> list[dict[str, str]]:
         """Every entry that matched: {"entry", "list": domains|urls|expressions, "category"}."""
         out: list[dict[str, str]] = []
@@ -277,12 +346,3 @@ class CategoryIndex:
 
     def __repr__(self) -> str:
         return f"CategoryIndex({str(self.path)!r}, {len(self._fp)} names)"
-
-
-def path_matches(prefix: str, entry: str) -> bool:
-    """Does the request's lower-case `path?query` start with the entry at a boundary?"""
-    if not prefix.startswith(entry):
-        return False
-    if len(prefix) == len(entry) or entry.endswith(("/", "?", "=", "&")):
-        return True
-    return prefix[len(entry)] in "/?;&#"

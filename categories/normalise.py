@@ -32,15 +32,19 @@ _WWW = re.compile(r"www\d*\.")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # The common case in one C-level match: lower-case http(s), a plain name
-# (same rule as hostparse's fast path), optional port, a path without escapes
-# or backslashes, an optional query.  Anything else takes the general path.
+# (same rule as hostparse's fast path; label lengths are checked after),
+# optional port, a path without escapes, backslashes, white space or control
+# characters (which the general path strips or rewrites), an optional query,
+# an optional fragment.  Possessive repeats: the host part never backtracks.
+# Anything else takes the general path.
 _FAST_URL = re.compile(
-    r"(https?)://((?:[a-z0-9_-]{1,63}\.)*[a-z_][a-z0-9_-]{0,62})"
-    r"(?::([0-9]{1,5}))?(/[^?#%\\]*)?(?:\?([^#]*))?"
+    r"(https?)://((?:[a-z0-9_-]++\.)*+[a-z_][a-z0-9_-]*+)"
+    r"(?::([0-9]{1,5}))?(/[^?#%\\\x00-\x20]*)?(?:\?([^#\x00-\x20]*))?(?:#.*)?",
+    re.DOTALL,
 )
+_fast_url = _FAST_URL.fullmatch
 _SPECIAL = re.compile(r"(https?|wss?|ftp):[/\\]*", re.IGNORECASE)
 _new = object.__new__
-_set = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -81,12 +85,19 @@ def _url(kind: str, scheme: str, host: str, port: int | None, path: str, query: 
          problem: str) -> NormalisedURL:
     """Build a NormalisedURL without the frozen dataclass's per-field __setattr__ calls.
 
-    This runs on every request; filling `__dict__` in one step is about twice
-    as fast and gives an instance equal to one made by the normal constructor.
+    This runs on every request; filling the new instance's `__dict__` directly
+    is about four times as fast and gives an instance equal to one made by the
+    normal constructor.
     """
     obj = _new(NormalisedURL)
-    _set(obj, "__dict__", {"kind": kind, "scheme": scheme, "host": host, "port": port,
-                           "path": path, "query": query, "problem": problem})
+    d = obj.__dict__
+    d["kind"] = kind
+    d["scheme"] = scheme
+    d["host"] = host
+    d["port"] = port
+    d["path"] = path
+    d["query"] = query
+    d["problem"] = problem
     return obj
 
 
@@ -132,17 +143,27 @@ def normalise_host(host: str) -> NormalisedHost:
 
 def normalise_url(url: str) -> NormalisedURL:
     """Normalise an absolute URL (or `host/path` without a scheme); see the module docstring."""
-    m = _FAST_URL.match(url)
+    m = _fast_url(url)
     if m is not None:
-        end = m.end()
-        if end == len(url) or url[end] == "#":
-            scheme, host, port_text, path, query = m.groups()
-            if (len(host) <= 253 and (path is None or "/." not in path)
-                    and (port_text is None or int(port_text) < 65536)):
-                return _url("name", scheme, host,
-                            int(port_text) if port_text else DEFAULT_PORTS[scheme],
-                            path or "/", query or "", "")
+        scheme, host, port_text, path, query = m.groups()
+        if ((len(host) < 64 or _labels_fit(host)) and (path is None or "/." not in path)
+                and (port_text is None or int(port_text) < 65536)):
+            # Built as `_url` does, inlined: this runs on every request.
+            obj = _new(NormalisedURL)
+            d = obj.__dict__
+            d["kind"] = "name"
+            d["scheme"] = scheme
+            d["host"] = host
+            d["port"] = int(port_text) if port_text else DEFAULT_PORTS[scheme]
+            d["path"] = path or "/"
+            d["query"] = query or ""
+            d["problem"] = ""
+            return obj
     return _normalise_url_slow(url)
+
+
+def _labels_fit(host: str) -> bool:
+    return len(host) <= 253 and max(map(len, host.split("."))) <= 63
 
 
 def _normalise_url_slow(url: str) -> NormalisedURL:
