@@ -298,3 +298,10 @@ async def test_remembered_decisions_follow_overrides_and_the_clock(school: DnsSc
     school.clock.now = school.clock.now.replace(hour=16)
     school.mono.now += 61
     assert addresses(await school.ask("miniclip.com", src=KS2)) != ["127.0.0.1"]
+
+
+@pytest.mark.parametrize("name", ["dns.google", "cloudflare-dns.com", "mozilla.cloudflare-dns.com"])
+async def test_doh_resolvers_are_blocked_by_category(school: DnsSchool, name: str) -> None:
+    for src in (KS2, TEACHER, VISITOR):
+        assert addresses(await school.ask(name, src=src)) == ["127.0.0.1"], (name, src)
+    assert school.upstreams[0].seen == []
