@@ -6,7 +6,8 @@ decided it:
 
  1. wire       malformed / multi-question / oversized -> FORMERR (or dropped)
  2. rate       the client's token bucket is empty     -> REFUSED (counted, not logged per query)
- 3. identity   the client is on no school network    -> REFUSED (never an open resolver)
+ 3. identity   the client is on no school network    -> REFUSED (never an open resolver);
+              so are other classes than IN and zone transfers
  4. local      canaries and the block page's name    -> answered here (`dnsanswers`)
  5. policy     `Engine.decide_name` (the proxy's policy function) blocks -> block answer
               (remembered for a short while by `proxy.dnsmemo.DecisionMemo`)
@@ -27,7 +28,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Protocol
 
 from config.schema import Settings
-from proxy.decision import Decision
+from proxy.decision import Action, Decision
 from proxy.dnsanswers import CNAME_TTL, Answers, cname_chain, cname_only, target_query
 from proxy.dnscache import DnsCache
 from proxy.dnsmemo import DecisionMemo, NamePolicy
@@ -54,6 +55,7 @@ from proxy.safesearch import is_search_engine_host, safesearch_dns_target
 logger = logging.getLogger(__name__)
 
 Result = bytes | None | Awaitable[bytes | None]
+ZONE_TRANSFERS = frozenset({251, 252})   # IXFR, AXFR: nothing to transfer through a filter
 
 
 class QueryLog(Protocol):
@@ -82,7 +84,7 @@ class Resolver:
         self._inflight: dict[Hashable, asyncio.Future[tuple[bytes, str]]] = {}
         self.memo = DecisionMemo(policy, lifetime=max(1.0, min(float(dns.block_ttl), 60.0)))
         self.counts = {"queries": 0, "malformed": 0, "refused": 0, "ratelimited": 0, "blocked": 0,
-                       "cached": 0, "forwarded": 0, "servfail": 0}
+                       "cached": 0, "forwarded": 0, "servfail": 0, "undecided": 0}
 
     # -- the chain ----------------------------------------------------------------------------
     def handle(self, packet: bytes, client_ip: str, udp: bool = True) -> Result:
@@ -102,9 +104,10 @@ class Resolver:
         start = self.monotonic()
         at = self.now()
         who, profile = self.memo.identity(client_ip, at, start)
-        if not who.known or q.qclass != CLASS_IN:
+        if not who.known or q.qclass != CLASS_IN or q.qtype in ZONE_TRANSFERS:
             self.counts["refused"] += 1
-            rule = "client.outside_networks" if not who.known else "dns.class_not_in"
+            rule = ("client.outside_networks" if not who.known else "dns.class_not_in" if q.qclass != CLASS_IN
+                    else "dns.zone_transfer")
             self._log(at, who, q, who.group, "block", rule, None, start, RCODE_REFUSED)
             return rcode_answer(q, RCODE_REFUSED)
         name = q.name
@@ -113,7 +116,10 @@ class Resolver:
             answer = local.answer(q)
             self._log(at, who, q, who.group, local.action, local.rule, None, start, answer[3] & 0x0F)
             return answer
-        decision = self.memo.decide(who, profile, name, at)
+        try:
+            decision = self.memo.decide(who, profile, name, at)
+        except Exception:   # noqa: BLE001 - a broken index or state must not stop name resolution
+            decision = self._undecided(who, name)
         if decision.blocked:
             self.counts["blocked"] += 1
             answer = self.answers.blocked(q)
@@ -180,6 +186,18 @@ class Resolver:
         return result
 
     # -- helpers ------------------------------------------------------------------------------
+    def _undecided(self, who: Identity, name: str) -> Decision:
+        """No decision could be made: the group's `fail_closed` says block (pupils) or allow."""
+        self.counts["undecided"] += 1
+        if self.counts["undecided"] == 1 or self.counts["undecided"] % 10_000 == 0:
+            logger.exception("no policy decision for %s (%d so far); the group's fail_closed decides",
+                             name, self.counts["undecided"])
+        group = self.settings.groups.get(who.group)
+        closed = group is None or group.fail_closed
+        action = Action.BLOCK if closed else Action.ALLOW
+        return Decision(action, who.group, "dns.undecided", "The filter could not decide; "
+                        + ("blocked to be safe" if closed else "allowed (this group fails open)"))
+
     def _safesearch_target(self, group_name: str, name: str) -> str | None:
         engine = is_search_engine_host(name)
         if engine is None:

@@ -305,3 +305,25 @@ async def test_doh_resolvers_are_blocked_by_category(school: DnsSchool, name: st
     for src in (KS2, TEACHER, VISITOR):
         assert addresses(await school.ask(name, src=src)) == ["127.0.0.1"], (name, src)
     assert school.upstreams[0].seen == []
+
+
+async def test_no_decision_fails_closed_for_pupils_and_open_for_staff(school: DnsSchool) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("the category index is damaged")
+
+    school.runtime.engine.decide_name = broken  # type: ignore[method-assign]
+    assert addresses(await school.ask("www.example.test", src=KS2)) == ["127.0.0.1"]
+    assert addresses(await school.ask("www.example.test", src=TEACHER)) == ["192.0.2.10"]
+    assert school.resolver.counts["undecided"] == 2
+
+
+async def test_zone_transfers_and_other_classes_are_refused(school: DnsSchool) -> None:
+    from dnslib import CLASS, DNSRecord
+
+    assert (await school.ask("example.test", "AXFR", src=KS2, tcp=True)).header.rcode == RCODE.REFUSED
+    chaos = DNSRecord.question("version.bind", "TXT", "CH")
+    from tests.proxy.test_dns_support import send_raw
+
+    reply = DNSRecord.parse(await send_raw(school.port, chaos.pack(), src=KS2))
+    assert reply.header.rcode == RCODE.REFUSED and reply.q.qclass == CLASS.CH
+    assert school.upstreams[0].seen == []
