@@ -125,8 +125,7 @@ async def entries_of(conn: aiosqlite.Connection, incident_id: int) -> list[Entry
 async def verify_chain(conn: aiosqlite.Connection) -> ChainCheck:
     """Recompute every link of the chain; each problem names the entry it was found at."""
     check = ChainCheck()
-    prev = ""
-    expected_id: int | None = None
+    prev, expected_id = await _anchor(conn)
     async with conn.execute(f"SELECT {_COLUMNS} FROM incident_entries ORDER BY id") as cur:
         async for row in cur:
             check.entries += 1
@@ -149,3 +148,19 @@ async def verify_chain(conn: aiosqlite.Connection) -> ChainCheck:
             prev = row[8] or ""
             expected_id = entry_id + 1
     return check
+
+
+ANCHOR_KEY = "incident_chain_anchor"   # written by reports.retention when it purges a prefix of the chain
+
+
+async def _anchor(conn: aiosqlite.Connection) -> tuple[str, int | None]:
+    """Where the kept chain starts: (previous hash, first id); ("", None) when nothing was purged."""
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (ANCHOR_KEY,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return "", None
+    try:
+        anchor = json.loads(row[0])
+        return str(anchor["prev_hash"]), int(anchor["first_id"])
+    except (ValueError, KeyError, TypeError):
+        return "", None

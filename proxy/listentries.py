@@ -37,7 +37,7 @@ async def add_entry(conn: aiosqlite.Connection, *, kind: str, domain: str, categ
             (domain, category, kind, reason, by, utc_iso(now)))
         entry_id = int(cursor.lastrowid or 0)
         await audit(conn, actor=by, action=f"lists.{kind}", subject=domain,
-                    details={"id": entry_id, "category": category}, reason=reason)
+                    details={"id": entry_id, "category": category}, reason=reason, now=now)
     return entry_id
 
 

@@ -51,7 +51,7 @@ async def add_override(conn: aiosqlite.Connection, settings: Settings, *, group:
         oid = int(cursor.lastrowid or 0)
         await audit(conn, actor=by, action="override.add", subject=f"group:{group}",
                     details={"id": oid, "category": category, "domain": domain, "minutes": minutes,
-                             "ends_at": utc_iso(ends)}, reason=reason)
+                             "ends_at": utc_iso(ends)}, reason=reason, now=now)
     return Override(oid, group, now, ends, category, domain, by)
 
 

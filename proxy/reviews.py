@@ -76,7 +76,8 @@ async def decide_request(conn: aiosqlite.Connection, request_id: int, *, approve
         await conn.execute("UPDATE review_requests SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
                            (status, utc_iso(now), by, request_id))
         await audit(conn, actor=by, action=f"review.{status}", subject=req.host,
-                    details={"id": request_id, "ref": req.ref, "categories": req.categories}, reason=reason)
+                    details={"id": request_id, "ref": req.ref, "categories": req.categories}, reason=reason,
+                    now=now)
         if approve:
             for category in [c for c in req.categories.split(",") if c] or ["*"]:
                 await add_entry(conn, kind="allow", domain=req.host, category=category,

@@ -100,3 +100,23 @@ async def test_vacuum_removes_only_unused_names(db: Path) -> None:
     assert [r[0] for r in conn.execute("SELECT text FROM terms")] == []     # the old search term is gone
     assert hosts(conn) == {"edge.example", "new.example"}                   # visits still read back whole
     conn.close()
+
+
+async def test_the_kept_incident_chain_still_verifies_after_a_purge(db: Path) -> None:
+    from alerts.chain import verify_chain
+    from proxy.db import open_db
+
+    conn = await open_db(db)
+    before = await verify_chain(conn)
+    assert before.problems == []
+    await conn.close()
+    sync = open_db_sync(db)
+    purge(sync, KEEP, NOW, pause=0)
+    sync.close()
+    conn = await open_db(db)
+    after = await verify_chain(conn)
+    assert after.problems == [] and after.entries == before.entries - 1
+    await conn.execute("UPDATE meta SET value = ? WHERE key = ?", (json.dumps({"first_id": 1, "prev_hash": ""}),
+                                                                     ANCHOR_KEY))
+    assert (await verify_chain(conn)).problems        # a wrong anchor does not pass
+    await conn.close()
