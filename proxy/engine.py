@@ -24,7 +24,7 @@ from config.schema import Settings
 from proxy.circumvention import detect_circumvention
 from proxy.decision import Decision
 from proxy.identity import EmptyRegister, Register, identify
-from proxy.policy import Identity, Override, Request, decide
+from proxy.policy import Identity, Override, Request, decide, decide_failure
 from proxy.searchterms import SearchTerm, extract_search
 from proxy.watchlists import Watchlists
 
@@ -57,6 +57,7 @@ class Engine:
         self.overrides: tuple[Override, ...] = tuple(overrides)
         self.watchlists = watchlists or Watchlists.load()
         self.arp: dict[str, str] = {}
+        self.failures = 0
 
     def categorise_host(self, host: str) -> frozenset[str]:
         index = self.index.current if self.index is not None else None
@@ -70,9 +71,21 @@ class Engine:
     def evaluate(self, who: Identity, url: str, *, method: str = "GET", at: dt.datetime | None = None,
                  headers: Mapping[str, str] | None = None, dest_ip: str | None = None,
                  connect_port: int | None = None) -> Evaluation:
-        """Decide one request for `who`. `url` is absolute (`http://host/path?q`), or `host:port` for CONNECT."""
+        """Decide one request for `who`. `url` is absolute (`http://host/path?q`), or `host:port` for CONNECT.
+
+        Never raises: if the request cannot be looked up, the group's fail-closed setting decides.
+        """
         at = at or dt.datetime.now(dt.UTC)
-        headers = headers or {}
+        try:
+            return self._evaluate(who, url, method, at, headers or {}, dest_ip, connect_port)
+        except Exception as exc:  # fail closed for pupils, never crash the proxy
+            self.failures += 1
+            decision = decide_failure(self.settings, who, type(exc).__name__)
+            logger.exception("could not decide %s for %s: %s", url[:200], who.client_ip, decision.rule)
+            return Evaluation(decision, who, "", "invalid", "", "", frozenset(), None, "")
+
+    def _evaluate(self, who: Identity, url: str, method: str, at: dt.datetime, headers: Mapping[str, str],
+                  dest_ip: str | None, connect_port: int | None) -> Evaluation:
         if connect_port is not None:
             nh = normalise_host(url)
             kind, host, path, query_text, port, problem = nh.kind, nh.host, "", "", connect_port, nh.problem

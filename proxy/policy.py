@@ -165,6 +165,22 @@ def decide(settings: Settings, who: Identity, req: Request, at: dt.datetime,
                     reason, tuple(sorted(cats)), Page.NONE, bool(sev), sev, _intercept(who))
 
 
+def decide_failure(settings: Settings, who: Identity, problem: str) -> Decision:
+    """When no decision can be made (the index is unreadable, a bug): fail closed or open, per group."""
+    group_name = who.group if who.group in settings.groups else settings.guest_group
+    group = settings.groups[group_name]
+    if not who.known:
+        return Decision(Action.BLOCK, group_name, "client.outside_networks", "Not on the school's networks",
+                        page=Page.REFUSED, intercept=_intercept(who))
+    if group.fail_closed:
+        return Decision(Action.BLOCK, group_name, "error.fail_closed", "The filter could not check this address "
+                        f"({problem}), so it is blocked to keep you safe; please try again in a minute",
+                        page=Page.CATEGORY, intercept=_intercept(who))
+    return Decision(Action.ALLOW, group_name, "error.fail_open",
+                    f"The filter could not check this address ({problem}); allowed for {group_name}",
+                    intercept=_intercept(who))
+
+
 def _register_rule(who: Identity) -> tuple[str, str, Page] | None:
     state = who.user_state
     if state == "banned":
