@@ -20,6 +20,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from categories import bloom
 from categories.errors import CategoryError
 from categories.hashing import name_hash
 from categories.index import HEADER, HEADER_SIZE, MAGIC, SECTIONS, VERSION, CategoryIndex
@@ -127,6 +128,26 @@ def _single_labels(lists: Sequence[CategoryLists], directory: array, fps: array,
     return out
 
 
+def _bloom_section(lists: Sequence[CategoryLists], url_sites: dict[str, set[tuple[int, str]]],
+                   names: int) -> bytes:
+    """The folded Bloom map of every name in the table; empty (no filter) if a list has no map."""
+    maps: list[bytearray] = []
+    for lst in lists:
+        hashes = sum(map(len, lst.domains.values())) + sum(map(len, lst.exact.values()))
+        if hashes == 0:
+            continue
+        if lst.bloom is None or lst.bloomed != hashes:
+            logger.warning("%s: names without their Bloom bits; the index has no Bloom filter",
+                           lst.source)
+            return b""
+        maps.append(lst.bloom)
+    extra = bloom.new_map()
+    for site in url_sites:
+        bloom.add(extra, site.encode())
+    maps.append(extra)
+    return bloom.merge_and_fold(maps, bloom.size_for(names))
+
+
 def _mask_ids(mask: int) -> list[int]:
     return [i for i in range(mask.bit_length()) if mask >> i & 1]
 
@@ -163,13 +184,14 @@ def compile_index(lists: Sequence[CategoryLists], out_path: Path,
         e = sets.setdefault(exact, len(sets))
         record_rows.append([s, e, int(has_url)])
     url_keys, url_offs, url_blob = _url_section(url_sites)
+    bloom_map = _bloom_section(lists, url_sites, len(fps))
     meta = _meta(lists, names, now(), bits, len(fps), len(url_keys), problems)
     meta["sets"] = [_mask_ids(mask) for mask in sets]
     meta["records"] = record_rows
     meta["expressions"] = expressions
     meta["tlds"] = _single_labels(lists, directory, fps, vals, bits)
     blobs = [json.dumps(meta, sort_keys=True).encode(), directory.tobytes(), fps.tobytes(),
-             vals.tobytes(), url_keys.tobytes(), url_offs.tobytes(), url_blob]
+             vals.tobytes(), url_keys.tobytes(), url_offs.tobytes(), url_blob, bloom_map]
     _write_atomically(out_path, bits, len(fps), len(url_keys), blobs)
     logger.info("compiled %s: %d names, %d URL hosts, %d categories",
                 out_path, len(fps), len(url_keys), len(names))

@@ -45,8 +45,45 @@ def _both(a: Terms, b: Terms) -> Terms:
     return list(dict.fromkeys(x | y for x in a for y in b))
 
 
+def _plain_group(item: tuple[Any, Any]) -> bool:
+    op, av = item
+    return op is sre_c.SUBPATTERN and not av[1] and not av[2]  # a group without inline flags
+
+
+def _branch_of(item: tuple[Any, Any]) -> list[Any] | None:
+    """The alternatives of a BRANCH, or of a group (without inline flags) holding only one."""
+    op, av = item
+    if _plain_group(item):
+        inner = unfactor(av[-1])
+        if len(inner) != 1:
+            return None
+        op, av = inner[0]
+    return list(av[1]) if op is sre_c.BRANCH else None
+
+
+def unfactor(seq: Any) -> list[Any]:
+    """Undo the parser's factoring of common prefixes: `/(?:banner/|sponsor/)` -> `/banner/|/sponsor/`.
+
+    Only for analysis (same matches, captures aside): literals stay whole, so
+    the prefilter keys are the longest ones.
+    """
+    out: list[Any] = []
+    for item in seq:
+        alternatives = _branch_of(item)
+        pending = []
+        while out and out[-1][0] is sre_c.LITERAL:
+            pending.insert(0, out.pop())
+        if alternatives is not None and pending:
+            out.append((sre_c.BRANCH, (None, [pending + list(alt) for alt in alternatives])))
+        else:
+            out += pending
+            out.append(item)
+    return out
+
+
 def requirements(seq: Any) -> Terms:
     """Literal conjunctions, one of which every match of the parsed sequence contains."""
+    seq = unfactor(seq)
     need: Terms = NOTHING
     run: list[str] = []
 
@@ -92,14 +129,13 @@ def literal_alternatives(seq: Any) -> set[str]:
 
     Finding one of those in a target is a match of the pattern: no need to run it.
     """
-    while len(seq) == 1 and seq[0][0] is sre_c.SUBPATTERN and not seq[0][1][1] and not seq[0][1][2]:
-        seq = seq[0][1][-1]  # a group without inline flags around everything
-    if len(seq) == 1 and seq[0][0] is sre_c.BRANCH:
-        alternatives = seq[0][1][1]
-    else:
-        alternatives = [seq]
+    seq = unfactor(seq)
+    while len(seq) == 1 and _plain_group(seq[0]):
+        seq = unfactor(seq[0][1][-1])
+    alternatives = _branch_of(seq[0]) if len(seq) == 1 else None
     out: set[str] = set()
-    for alt in alternatives:
+    for alt in alternatives if alternatives is not None else [seq]:
+        alt = unfactor(alt)
         if len(alt) >= MIN_LITERAL and all(op is sre_c.LITERAL for op, _av in alt):
             out.add("".join(chr(av) for _op, av in alt).lower())
     return out

@@ -7,8 +7,9 @@ File format (version 1, all integers little-endian, sections 8-byte aligned):
            12   u32    B, the bucket bits (8..20)
            16   u64    N, entries in the name table
            24   u64    U, hosts in the URL table
-           32   7 x (u64 offset, u64 length): the sections below, in this order
-           144  zero padding up to HEADER_SIZE (256)
+           32   8 x (u64 offset, u64 length): the sections below, in this order
+                (files written before the Bloom filter have zeros for it)
+           160  zero padding up to HEADER_SIZE (256)
     meta        UTF-8 JSON: format, built_at, categories (id -> name), aliases,
                 descriptions, illegal categories, sources with their counts,
                 per-category counts, problems, `sets` (category-id lists),
@@ -20,12 +21,15 @@ File format (version 1, all integers little-endian, sections 8-byte aligned):
     url_keys    U x u64: sorted 64-bit hashes of the hosts that have URL entries
     url_offs    (U + 1) x u32: offsets into url_blob
     url_blob    per host: lines "category-id TAB lower-case path-prefix LF"
+    bloom       2**k bits (k <= 26), or empty: bit `crc32(name) & (2**k - 1)` is set
+                for every name in the table (`categories.bloom`)
 
 A host name's 64-bit hash h (`categories.hashing.name_hash`) picks bucket
 `h >> (64 - B)` and fingerprint `(h >> (32 - B)) & 0xFFFFFFFF`: B + 32 bits of
 the hash identify a name, so a name that is not listed is taken for a listed
 one with probability about N / 2**(B+32) per probe (1e-9 at 5.7M names).
-Looking a name up is one read of `dir`, a binary search of a few `fp` slots
+Looking a name up is one bit of `bloom` (clear for ~92% of names that are
+not listed), then one read of `dir`, a binary search of a few `fp` slots
 (`bisect` in C over a memoryview) and one read of `val`; nothing is parsed
 per entry at open, so opening costs the JSON meta only and the pages of the
 tables are shared by every process that maps the file.
@@ -44,7 +48,9 @@ from bisect import bisect_left
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from zlib import crc32 as _crc32
 
+from categories import bloom
 from categories.errors import IndexFormatError
 from categories.expressions import ExpressionSet
 from categories.hashing import md5_digest as _md5
@@ -56,8 +62,9 @@ logger = logging.getLogger(__name__)
 MAGIC = b"SGCATIDX"
 VERSION = 1
 HEADER_SIZE = 256
-HEADER = struct.Struct("<8sIIQQ14Q")
-SECTIONS = ("meta", "dir", "fp", "val", "url_keys", "url_offs", "url_blob")
+HEADER = struct.Struct("<8sIIQQ16Q")
+SECTIONS = ("meta", "dir", "fp", "val", "url_keys", "url_offs", "url_blob", "bloom")
+_ALL_PASS = memoryview(b"\xff")  # the filter of a file without one: every name may be listed
 EMPTY: frozenset[str] = frozenset()
 _unpack_q = struct.Struct(">Q").unpack_from  # the first 8 bytes of a digest: `name_hash`
 
@@ -87,6 +94,9 @@ class CategoryIndex:
         for name, size in expected.items():
             if bounds[name][1] - bounds[name][0] != size:
                 raise IndexFormatError(f"{path}: section {name} does not match the header")
+        bloom_bytes = bounds["bloom"][1] - bounds["bloom"][0]
+        if bloom_bytes & (bloom_bytes - 1) or bloom_bytes > bloom.MAX_BITS >> 3:
+            raise IndexFormatError(f"{path}: section bloom is not a power of two bytes")
         try:
             meta = json.loads(mapping[bounds["meta"][0]: bounds["meta"][1]])
         except ValueError as exc:
@@ -106,6 +116,7 @@ class CategoryIndex:
         self._suffix_sets = [r[1] for r in self._records]
         self._has_url = [r[2] for r in self._records]
         self._expressions = ExpressionSet([(names[c], p) for c, p in meta.get("expressions", [])])
+        self._has_expressions = bool(self._expressions)
         # Single-label entries ("xxx", "zip") are checked in a dict instead of hashing the TLD.
         self._tlds: dict[str, int] = dict(meta.get("tlds", {}))
         self._url_tlds = any(self._has_url[rid] for rid in self._tlds.values())
@@ -122,8 +133,10 @@ class CategoryIndex:
         self._val = self._views["val"].cast("H")
         self._url_keys = self._views["url_keys"].cast("Q")
         self._url_offs = self._views["url_offs"].cast("I")
+        self._bloom = self._views["bloom"] if bloom_bytes else _ALL_PASS
         self._hot = (_md5, _unpack_q, self._shift, self._fp_shift, self._dir, self._fp, self._val,
-                     self._exact_sets, self._suffix_sets, self._has_url)
+                     self._exact_sets, self._suffix_sets, self._has_url, _crc32, self._bloom,
+                     len(self._bloom) * 8 - 1)
 
     @classmethod
     def open(cls, path: Path) -> CategoryIndex:
@@ -147,6 +160,7 @@ class CategoryIndex:
     def close(self) -> None:
         """Release the mapping (lookups afterwards raise ValueError)."""
         self._hot = ()  # type: ignore[assignment]
+        self._bloom = _ALL_PASS
         for view in (self._dir, self._fp, self._val, self._url_keys, self._url_offs,
                      *self._views.values()):
             view.release()
@@ -177,18 +191,21 @@ class CategoryIndex:
         found = EMPTY
         dots = host.count(".")
         if dots:
-            md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, _ = self._hot
+            (md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, _,
+             crc, bloom_map, mask) = self._hot
             rest = host.encode()
             while True:  # the name, then each parent suffix of two labels or more
-                h = unpack(md5(rest).digest())[0]
-                b = h >> shift
-                hi = dir_[b + 1]
-                fp = h >> fp_shift & 0xFFFFFFFF
-                j = bisect_left(fps, fp, dir_[b], hi)
-                if j < hi and fps[j] == fp:
-                    cats = sets[vals[j]]
-                    if cats:
-                        found = found | cats if found else cats
+                c = crc(rest) & mask
+                if bloom_map[c >> 3] >> (c & 7) & 1:
+                    h = unpack(md5(rest).digest())[0]
+                    b = h >> shift
+                    hi = dir_[b + 1]
+                    fp = h >> fp_shift & 0xFFFFFFFF
+                    j = bisect_left(fps, fp, dir_[b], hi)
+                    if j < hi and fps[j] == fp:
+                        cats = sets[vals[j]]
+                        if cats:
+                            found = found | cats if found else cats
                 dots -= 1
                 if not dots:
                     break
@@ -219,21 +236,24 @@ class CategoryIndex:
         if kind == "name":
             dots = host.count(".")
             if dots:
-                md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, has_url = self._hot
+                (md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, has_url,
+                 crc, bloom_map, mask) = self._hot
                 rest = host.encode()
                 while True:  # as in lookup_host
-                    h = unpack(md5(rest).digest())[0]
-                    b = h >> shift
-                    hi = dir_[b + 1]
-                    fp = h >> fp_shift & 0xFFFFFFFF
-                    j = bisect_left(fps, fp, dir_[b], hi)
-                    if j < hi and fps[j] == fp:
-                        rid = vals[j]
-                        cats = sets[rid]
-                        if cats:
-                            found = found | cats if found else cats
-                        if has_url[rid]:
-                            url_hosts.append(h)
+                    c = crc(rest) & mask
+                    if bloom_map[c >> 3] >> (c & 7) & 1:
+                        h = unpack(md5(rest).digest())[0]
+                        b = h >> shift
+                        hi = dir_[b + 1]
+                        fp = h >> fp_shift & 0xFFFFFFFF
+                        j = bisect_left(fps, fp, dir_[b], hi)
+                        if j < hi and fps[j] == fp:
+                            rid = vals[j]
+                            cats = sets[rid]
+                            if cats:
+                                found = found | cats if found else cats
+                            if has_url[rid]:
+                                url_hosts.append(h)
                     dots -= 1
                     if not dots:
                         break
@@ -255,7 +275,7 @@ class CategoryIndex:
                 for cid in self._url_ids(h, prefix):
                     if names[cid] not in found:
                         found = found | {names[cid]}
-        if self._expressions:
+        if self._has_expressions:
             matched = self._expressions.categories(f"{host}{path}?{query}" if query else host + path)
             if matched:
                 found = found | matched

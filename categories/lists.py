@@ -2,7 +2,8 @@
 
 Domain entries are kept as 64-bit name hashes (`categories.hashing`) as soon
 as they are read, so that the 5.7M lines of a full UT1 download cost 8 bytes
-each instead of a Python string each.  An entry `www.example.com` is kept
+each instead of a Python string each; each name also sets its bit in the
+list's Bloom map (`categories.bloom`, 8 MB, made on the first domain added).  An entry `www.example.com` is kept
 twice: as itself (covering its subdomains) and as `example.com` for an exact
 match only, so that `example.com` is listed too but `other.example.com` is
 not (squidGuard treats `www.` as insignificant in the same way).
@@ -19,7 +20,11 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from categories.hashing import name_hash
+from zlib import crc32
+
+from categories.bloom import MASK as BLOOM_MASK
+from categories.bloom import new_map
+from categories.hashing import bytes_hash
 from categories.hostparse import parse_host
 from categories.normalise import split_target, strip_www
 
@@ -75,6 +80,8 @@ class CategoryLists:
     counts: dict[str, int] = field(default_factory=dict)           # entries accepted per category
     problems: list[str] = field(default_factory=list)
     skipped: int = 0
+    bloom: bytearray | None = None    # categories.bloom map of every hash in domains and exact
+    bloomed: int = 0                  # hashes added with their Bloom bit (the compiler checks)
 
     def problem(self, text: str) -> None:
         self.skipped += 1
@@ -95,6 +102,10 @@ class CategoryLists:
         """Add host names (or IP literals); a line with a `/` is taken as a URL entry."""
         hashes = self.domains.setdefault(category, array("Q"))
         exact = self.exact.setdefault(category, array("Q"))
+        if self.bloom is None:
+            self.bloom = new_map()
+        bloom = self.bloom
+        before = len(hashes) + len(exact)
         urls: list[str] = []
         added = 0
         fast = _ENTRY.fullmatch
@@ -110,14 +121,21 @@ class CategoryLists:
                     self.problem(f"{where or category}: not a host name: {raw[:80]!r}")
                     continue
                 name = host
-            append(name_hash(name))
+            data = name.encode()
+            append(bytes_hash(data))
+            c = crc32(data) & BLOOM_MASK
+            bloom[c >> 3] |= 1 << (c & 7)
             if "." not in name:
                 self.single.setdefault(name, set()).add(category)
             elif name.startswith("www"):
                 bare = strip_www(name)
                 if bare != name:
-                    exact.append(name_hash(bare))
+                    data = bare.encode()
+                    exact.append(bytes_hash(data))
+                    c = crc32(data) & BLOOM_MASK
+                    bloom[c >> 3] |= 1 << (c & 7)
             added += 1
+        self.bloomed += len(hashes) + len(exact) - before
         self._count(category, added)
         if urls:
             self.add_urls(category, urls, where)
