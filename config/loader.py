@@ -75,6 +75,7 @@ def _build(root: Table, base: Path) -> s.Settings | None:
         reports=_reports(root.table("reports", required=False), alerts.recipients),
         register=_register(root.table("register", required=False), base),
         category_sets=sets,
+        metrics=_metrics(root.table("metrics", required=False)),
     )
     root.finish()
     return settings
@@ -364,6 +365,23 @@ def _reports(t: Table, default_recipients: tuple[str, ...]) -> s.ReportSettings:
     )
     t.finish()
     return r
+
+
+def _metrics(t: Table) -> s.MetricsSettings:
+    host = t.text("listen_host", "127.0.0.1")
+    try:
+        loopback = ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        t.error("listen_host", f"the metrics endpoint listens on loopback only (e.g. 127.0.0.1); got {host!r}")
+    m = s.MetricsSettings(
+        enabled=t.flag("enabled", False),
+        listen_host=host.strip("[]"),
+        port=t.integer("port", 9810, minimum=0, maximum=65535),
+    )
+    t.finish()
+    return m
 
 
 def _register(t: Table, base: Path) -> s.RegisterSettings:

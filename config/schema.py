@@ -187,6 +187,15 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """The Prometheus endpoint (`[metrics]`): off by default, loopback only."""
+
+    enabled: bool = False
+    listen_host: str = "127.0.0.1"
+    port: int = 9810
+
+
+@dataclass(frozen=True)
 class RegisterSettings:
     users_csv: Path | None
     devices_csv: Path | None
@@ -209,6 +218,7 @@ class Settings:
     reports: ReportSettings
     register: RegisterSettings
     category_sets: dict[str, frozenset[str]] = field(default_factory=dict)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     def network_for(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Network | None:
         """The narrowest configured network containing `ip`."""
