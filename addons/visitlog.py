@@ -52,6 +52,7 @@ class VisitLog:
         dest = flow.request.headers.get("sec-fetch-dest", "")
         connect = flow.request.method == "CONNECT"
         page_view = not connect and (dest == "document" or (not dest and "html" in ctype))
+        rt.counters.visit(d.blocked, d.flagged)   # plain integers for the metrics endpoint
         rt.writer.submit(VisitRecord(
             ts=rt.clock().timestamp(), user=who.user, group=d.group, device=who.device,
             client_ip=who.client_ip, method=flow.request.method, scheme=flow.request.scheme, host=ev.host,

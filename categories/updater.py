@@ -17,6 +17,7 @@ make a working index.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -194,14 +195,28 @@ def update_index(settings: SettingsLike, index_path: Path, from_: str | None = N
     http = client or httpx.Client(timeout=settings.timeout_s, follow_redirects=True)
     run = _Run(settings, index_path, http, progress, init, force)
     try:
-        return _update(run, with_override(tuple(settings.sources), from_))
+        result = _update(run, with_override(tuple(settings.sources), from_))
     except (CategoryError, OSError) as exc:
         run.discard_parts()
         logger.error("category update failed, keeping the current index: %s", exc)
-        return UpdateResult(False, False, str(exc), run.results)
+        result = UpdateResult(False, False, str(exc), run.results)
     finally:
         if own_client:
             http.close()
+    _record_last(index_path, result)
+    return result
+
+
+def _record_last(index_path: Path, result: UpdateResult) -> None:
+    """Keep the outcome of this update in the state file (`_last_update`) for status and reports."""
+    state = _load_state(index_path)
+    state["_last_update"] = {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "ok": result.ok, "changed": result.changed,
+        "reason": result.reason, "sources": {s.name: s.status for s in result.sources}}
+    try:
+        _save_state(index_path, state)
+    except OSError as exc:
+        logger.warning("could not record the update's outcome in %s: %s", state_path(index_path), exc)
 
 
 def _update(run: _Run, sources: list[SourceLike]) -> UpdateResult:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from alerts import cli as alerts_cli
 from config.errors import ConfigError
-from proxy import cmd_admin, cmd_config, cmd_register, cmd_service
+from proxy import cmd_admin, cmd_config, cmd_register, cmd_service, cmd_status
 from proxy.context import Context, default_data_dir
 from reports import cli as reports_cli
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace, Context], int]
 
-MODULES = (cmd_service, cmd_config, cmd_register, cmd_admin, alerts_cli, reports_cli)
+MODULES = (cmd_service, cmd_config, cmd_register, cmd_admin, cmd_status, alerts_cli, reports_cli)
 SERVICES = frozenset({"run", "dns"})   # long-running: log at INFO by default
 
 

@@ -29,9 +29,11 @@ from proxy.db import open_db
 from proxy.decision import Decision
 from proxy.engine import Engine
 from proxy.listentries import load_local_lists
+from proxy.metrics import Counters, MetricsServer
 from proxy.overrides import load_active_overrides
 from proxy.policy import Identity
 from proxy.register import load_snapshot
+from proxy.status import clear_running, mark_running
 from proxy.visitwriter import BatchWriter
 from reports.schedule import ReportScheduler
 
@@ -86,17 +88,35 @@ class Runtime:
         self._db: aiosqlite.Connection | None = None
         self.recent_blocks = RecentBlocks()
         self.started_at = clock()
+        self.counters = Counters()                       # bumped by the VisitLog addon (metrics)
+        self.dns_counts: dict[str, int] | None = None    # the resolver's counts, when it runs here
+        self.metrics: MetricsServer | None = None
 
     async def start(self) -> None:
         self.ctx.ensure_data_dir()
         self._db = await open_db(self.ctx.db_path)
+        try:
+            await mark_running(self._db, self.clock())
+        except Exception as exc:  # noqa: BLE001 - e.g. locked or full: filtering starts anyway
+            logger.warning("could not record this run in meta: %s", exc)
         await self.refresh()
         await self.writer.start()
         await self.alerts.start()
         await self.reports.start()
         self._task = asyncio.create_task(self._refresh_loop(), name="schoolgate-refresh")
+        m = self.settings.metrics
+        if m.enabled:
+            server = MetricsServer(self, m.listen_host, m.port)
+            try:
+                await server.start()
+                self.metrics = server
+            except OSError as exc:   # filtering matters more than metrics: say so and go on
+                logger.error("metrics endpoint not started on %s:%d: %s", m.listen_host, m.port, exc)
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
         if self._task is not None:
             self._task.cancel()
             try:
@@ -108,6 +128,10 @@ class Runtime:
         await self.alerts.stop()
         await self.writer.stop()
         if self._db is not None:
+            try:
+                await clear_running(self._db)
+            except Exception as exc:  # noqa: BLE001 - e.g. the disk is full: the next start says so
+                logger.warning("could not record the clean stop: %s", exc)
             await self._db.close()
             self._db = None
 

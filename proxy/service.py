@@ -126,6 +126,7 @@ async def run_forever(ctx: Context, announce: Callable[[Service], None], listen_
         except BaseException:
             await service.stop()
             raise
+        service.runtime.dns_counts = dns_server.resolver.counts   # for the metrics endpoint
     announce(service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
