@@ -30,13 +30,19 @@ import os
 import random
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench._peers import Peer, dns_answers, free_port, machine, rss_mb
+from bench._dnspeers import (
+    cpu_s,
+    dnsperf,
+    logged_rows,
+    peak_rss_mb,
+    start_dnsmasq,
+    start_fake_upstream,
+    start_schoolgate,
+)
+from bench._peers import Peer, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"
@@ -96,111 +102,6 @@ def write_config(work: Path, categories: list[str], port: int, upstream: int) ->
     return config
 
 
-def wait_ready(proc: subprocess.Popen[bytes], port: int, probe: str, start: float, timeout: float = 120) -> float:
-    while time.perf_counter() - start < timeout:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"exited early: {err.strip()[-500:]}")
-        if dns_answers(port, probe, timeout=0.05):
-            return time.perf_counter() - start
-        time.sleep(0.005)
-    raise RuntimeError("did not answer in time")
-
-
-def start_fake_upstream(work: Path) -> Peer:
-    port = free_port()
-    conf = work / "upstream.conf"
-    conf.write_text(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n"
-                    f"address=/#/192.0.2.1\npid-file={work / 'upstream.pid'}\n")
-    start = time.perf_counter()
-    proc = subprocess.Popen([_dnsmasq(), "-k", f"--conf-file={conf}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    peer = Peer("fake-upstream", proc, 0.0, port)
-    try:
-        peer.ready_s = wait_ready(proc, port, "ready.example", start)
-    except BaseException:
-        peer.stop()
-        raise
-    return peer
-
-
-def start_dnsmasq(work: Path, domains: Path, upstream: int, probe: str) -> Peer:
-    port = free_port()
-    conf = work / "dnsmasq.conf"
-    with open(conf, "w") as out, open(domains) as names:
-        out.write(f"port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n"
-                  f"server=127.0.0.1#{upstream}\ncache-size=10000\npid-file={work / 'dnsmasq.pid'}\n")
-        for name in names:
-            out.write(f"address=/{name.strip()}/0.0.0.0\n")
-    start = time.perf_counter()
-    proc = subprocess.Popen([_dnsmasq(), "-k", f"--conf-file={conf}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    peer = Peer("dnsmasq", proc, 0.0, port)
-    try:
-        peer.ready_s = wait_ready(proc, port, probe, start, timeout=300)
-    except BaseException:
-        peer.stop()
-        raise
-    return peer
-
-
-def free_udp_tcp_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (the resolver listens on both)."""
-    import socket
-
-    for _ in range(50):
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port for UDP and TCP")
-
-
-def start_schoolgate(work: Path, config: Path, data: Path, probe: str) -> Peer:
-    port = free_udp_tcp_port()
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "proxy.cmd_dns", "--config", str(config), "--data", str(data),
-                             "--port", str(port)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peer = Peer("schoolgate", proc, 0.0, port)
-    try:
-        peer.ready_s = wait_ready(proc, port, probe, start)
-    except BaseException:
-        peer.stop()
-        raise
-    return peer
-
-
-def _dnsmasq() -> str:
-    found = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists() else None)
-    if found is None:
-        raise SystemExit("bench.dns: dnsmasq is not installed (apt-get install dnsmasq)")
-    return found
-
-
-def dnsperf(port: int, queries: Path, seconds: int) -> dict[str, float]:
-    binary = shutil.which("dnsperf")
-    if binary is None:
-        raise SystemExit("bench.dns: dnsperf is not installed (apt-get install dnsperf)")
-    out = subprocess.run([binary, "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds)],
-                         capture_output=True, text=True, check=True).stdout
-    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    lost = re.search(r"Queries lost:\s+(\d+)", out)
-    latency = re.search(r"Average Latency \(s\):\s+([\d.]+)", out)
-    return {"qps": qps, "lost": float(lost.group(1)) if lost else 0.0,
-            "latency_ms": float(latency.group(1)) * 1000 if latency else 0.0}
-
-
-def logged_rows(db: Path) -> int:
-    import sqlite3
-
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT count(*) FROM dns_queries").fetchone()[0])
-
-
 def run_list(label: str, tree: Path, work: Path, seconds: int, rounds: int) -> dict[str, object]:
     """Both servers on one list, `rounds` dnsperf runs each, interleaved (the machine is shared
     and noisy); the best round of each is its figure.  Keys `schoolgate_*` / `dnsmasq_*`."""
@@ -228,9 +129,12 @@ def run_list(label: str, tree: Path, work: Path, seconds: int, rounds: int) -> d
         dm = start_dnsmasq(work, work / "domains.txt", upstream.port, probe=names[0])
         peers.append(dm)
         for _ in range(rounds):
-            sg_runs.append(dnsperf(school.port, queries, seconds))
-            dm_runs.append(dnsperf(dm.port, queries, seconds))
-        sg_rss, sg_peak, dm_rss = school.rss_mb(), _hwm(school.proc.pid), dm.rss_mb()
+            for peer, runs in ((school, sg_runs), (dm, dm_runs)):
+                cpu = cpu_s(peer.proc.pid)
+                run = dnsperf(peer.port, queries, seconds)
+                run["cpu_us_per_query"] = (cpu_s(peer.proc.pid) - cpu) * 1e6 / max(1.0, run["qps"] * seconds)
+                runs.append(run)
+        sg_rss, sg_peak, dm_rss = school.rss_mb(), peak_rss_mb(school.proc.pid), dm.rss_mb()
         school.stop()
         rows = logged_rows(data / "schoolgate.db")
     finally:
@@ -242,6 +146,8 @@ def run_list(label: str, tree: Path, work: Path, seconds: int, rounds: int) -> d
               "schoolgate_latency_ms": sg["latency_ms"], "schoolgate_startup_s": school.ready_s,
               "schoolgate_ready_rss_mb": sg_ready_rss, "schoolgate_rss_mb": sg_rss, "schoolgate_peak_rss_mb": sg_peak,
               "schoolgate_rows_logged": float(rows), "schoolgate_qps_rounds": [r["qps"] for r in sg_runs],
+              "schoolgate_cpu_us_per_query": sg["cpu_us_per_query"],
+              "dnsmasq_cpu_us_per_query": dm_best["cpu_us_per_query"],
               "dnsmasq_qps": dm_best["qps"], "dnsmasq_lost": dm_best["lost"],
               "dnsmasq_latency_ms": dm_best["latency_ms"], "dnsmasq_startup_s": dm.ready_s, "dnsmasq_rss_mb": dm_rss,
               "dnsmasq_qps_rounds": [r["qps"] for r in dm_runs]}
@@ -258,13 +164,6 @@ def run_list(label: str, tree: Path, work: Path, seconds: int, rounds: int) -> d
 def _f(value: object) -> float:
     assert isinstance(value, float)
     return value
-
-
-def _hwm(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -295,7 +194,7 @@ def main() -> None:
         "full_vs_real": _f(full["schoolgate_qps"]) / _f(real["schoolgate_qps"]),
         "startup_s": full["schoolgate_startup_s"], "rss_mb": full["schoolgate_peak_rss_mb"],
         "real": real, "full": full, "seconds": args.seconds, "rounds": args.rounds, "queries_file_lines": QUERIES,
-        "machine": machine(), "bench_rss_mb": rss_mb(),
+        "machine": machine(),
     }
     print(f"ratio to dnsmasq (real list): {figures['ratio']:.2f}x; full scale / real: "
           f"{figures['full_vs_real']:.2f}; start-up {figures['startup_s']:.2f} s; peak RSS {figures['rss_mb']:.0f} MB")
