@@ -25,6 +25,7 @@ from categories.errors import CategoryError
 from categories.hashing import name_hash
 from categories.index import HEADER, HEADER_SIZE, MAGIC, SECTIONS, VERSION, CategoryIndex
 from categories.lists import CategoryLists
+from categories.urlmatch import PREFIX_ONLY, path_key, prefix_rows
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,19 @@ def _url_section(url_sites: dict[str, set[tuple[int, str]]]) -> tuple[array, arr
     return keys, offsets, bytes(blob)
 
 
+def _url_paths_section(url_sites: dict[str, set[tuple[int, str]]]) -> tuple[array, array]:
+    """Sorted `path_key(site, path)` of every URL entry with its category id, and the keys
+    of the entries' candidate prefixes marked PREFIX_ONLY (`categories.urlmatch`)."""
+    rows: set[tuple[int, int]] = set()
+    for site, entries in url_sites.items():
+        name = site.encode()
+        for cid, path in entries:
+            rows.add((path_key(name, path), cid))
+            rows.update((key, PREFIX_ONLY) for key in prefix_rows(name, path))
+    ordered = sorted(rows)
+    return array("Q", [k for k, _ in ordered]), array("H", [c for _, c in ordered])
+
+
 def _single_labels(lists: Sequence[CategoryLists], directory: array, fps: array, vals: array,
                    bits: int) -> dict[str, int]:
     """Record ids of one-label entries (`xxx`), which lookups check in a dict."""
@@ -185,13 +199,15 @@ def compile_index(lists: Sequence[CategoryLists], out_path: Path,
         record_rows.append([s, e, int(has_url)])
     url_keys, url_offs, url_blob = _url_section(url_sites)
     bloom_map = _bloom_section(lists, url_sites, len(fps))
+    path_keys, path_cids = _url_paths_section(url_sites)
     meta = _meta(lists, names, now(), bits, len(fps), len(url_keys), problems)
     meta["sets"] = [_mask_ids(mask) for mask in sets]
     meta["records"] = record_rows
     meta["expressions"] = expressions
     meta["tlds"] = _single_labels(lists, directory, fps, vals, bits)
     blobs = [json.dumps(meta, sort_keys=True).encode(), directory.tobytes(), fps.tobytes(),
-             vals.tobytes(), url_keys.tobytes(), url_offs.tobytes(), url_blob, bloom_map]
+             vals.tobytes(), url_keys.tobytes(), url_offs.tobytes(), url_blob, bloom_map,
+             path_keys.tobytes(), path_cids.tobytes()]
     _write_atomically(out_path, bits, len(fps), len(url_keys), blobs)
     logger.info("compiled %s: %d names, %d URL hosts, %d categories",
                 out_path, len(fps), len(url_keys), len(names))

@@ -70,7 +70,7 @@ def unfactor(seq: Any) -> list[Any]:
     out: list[Any] = []
     for item in seq:
         alternatives = _branch_of(item)
-        pending = []
+        pending: list[Any] = []
         while out and out[-1][0] is sre_c.LITERAL:
             pending.insert(0, out.pop())
         if alternatives is not None and pending:

@@ -7,9 +7,9 @@ File format (version 1, all integers little-endian, sections 8-byte aligned):
            12   u32    B, the bucket bits (8..20)
            16   u64    N, entries in the name table
            24   u64    U, hosts in the URL table
-           32   8 x (u64 offset, u64 length): the sections below, in this order
-                (files written before the Bloom filter have zeros for it)
-           160  zero padding up to HEADER_SIZE (256)
+           32   10 x (u64 offset, u64 length): the sections below, in this order
+                (files written before `bloom` and `url_paths` have zeros for them)
+           192  zero padding up to HEADER_SIZE (256)
     meta        UTF-8 JSON: format, built_at, categories (id -> name), aliases,
                 descriptions, illegal categories, sources with their counts,
                 per-category counts, problems, `sets` (category-id lists),
@@ -23,6 +23,9 @@ File format (version 1, all integers little-endian, sections 8-byte aligned):
     url_blob    per host: lines "category-id TAB lower-case path-prefix LF"
     bloom       2**k bits (k <= 26), or empty: bit `crc32(name) & (2**k - 1)` is set
                 for every name in the table (`categories.bloom`)
+    path_keys   K x u64: sorted hashes of "site TAB path" of every URL entry
+                (`categories.urlmatch.path_key`), or empty
+    path_cids   K x u16: the category id of each
 
 A host name's 64-bit hash h (`categories.hashing.name_hash`) picks bucket
 `h >> (64 - B)` and fingerprint `(h >> (32 - B)) & 0xFFFFFFFF`: B + 32 bits of
@@ -55,15 +58,16 @@ from categories.errors import IndexFormatError
 from categories.expressions import ExpressionSet
 from categories.hashing import md5_digest as _md5
 from categories.normalise import NormalisedURL
-from categories.urlmatch import matching_ids, path_matches
+from categories.urlmatch import SMALL_BLOB, hashed_ids, matching_ids, path_matches
 
 logger = logging.getLogger(__name__)
 
 MAGIC = b"SGCATIDX"
 VERSION = 1
 HEADER_SIZE = 256
-HEADER = struct.Struct("<8sIIQQ16Q")
-SECTIONS = ("meta", "dir", "fp", "val", "url_keys", "url_offs", "url_blob", "bloom")
+HEADER = struct.Struct("<8sIIQQ20Q")
+SECTIONS = ("meta", "dir", "fp", "val", "url_keys", "url_offs", "url_blob", "bloom",
+            "path_keys", "path_cids")
 _ALL_PASS = memoryview(b"\xff")  # the filter of a file without one: every name may be listed
 EMPTY: frozenset[str] = frozenset()
 _unpack_q = struct.Struct(">Q").unpack_from  # the first 8 bytes of a digest: `name_hash`
@@ -95,6 +99,10 @@ class CategoryIndex:
             if bounds[name][1] - bounds[name][0] != size:
                 raise IndexFormatError(f"{path}: section {name} does not match the header")
         bloom_bytes = bounds["bloom"][1] - bounds["bloom"][0]
+        path_entries = (bounds["path_keys"][1] - bounds["path_keys"][0]) // 8
+        if (bounds["path_keys"][1] - bounds["path_keys"][0] != 8 * path_entries
+                or bounds["path_cids"][1] - bounds["path_cids"][0] != 2 * path_entries):
+            raise IndexFormatError(f"{path}: sections path_keys and path_cids do not match")
         if bloom_bytes & (bloom_bytes - 1) or bloom_bytes > bloom.MAX_BITS >> 3:
             raise IndexFormatError(f"{path}: section bloom is not a power of two bytes")
         try:
@@ -133,6 +141,9 @@ class CategoryIndex:
         self._val = self._views["val"].cast("H")
         self._url_keys = self._views["url_keys"].cast("Q")
         self._url_offs = self._views["url_offs"].cast("I")
+        self._path_keys = self._views["path_keys"].cast("Q")
+        self._path_cids = self._views["path_cids"].cast("H")
+        self._small_blob = SMALL_BLOB if path_entries else 1 << 62  # old files: `find` only
         self._bloom = self._views["bloom"] if bloom_bytes else _ALL_PASS
         self._hot = (_md5, _unpack_q, self._shift, self._fp_shift, self._dir, self._fp, self._val,
                      self._exact_sets, self._suffix_sets, self._has_url, _crc32, self._bloom,
@@ -162,7 +173,7 @@ class CategoryIndex:
         self._hot = ()  # type: ignore[assignment]
         self._bloom = _ALL_PASS
         for view in (self._dir, self._fp, self._val, self._url_keys, self._url_offs,
-                     *self._views.values()):
+                     self._path_keys, self._path_cids, *self._views.values()):
             view.release()
         self._views = {}
         self._mmap.close()
@@ -232,7 +243,7 @@ class CategoryIndex:
         if kind == "invalid" or not host:
             return EMPTY
         found = EMPTY
-        url_hosts: list[int] = []  # hashes of the listed suffixes that have URL entries
+        url_hosts: list[tuple[int, bytes]] = []  # (hash, name) of listed suffixes with URL entries
         if kind == "name":
             dots = host.count(".")
             if dots:
@@ -253,7 +264,7 @@ class CategoryIndex:
                             if cats:
                                 found = found | cats if found else cats
                             if has_url[rid]:
-                                url_hosts.append(h)
+                                url_hosts.append((h, rest))
                     dots -= 1
                     if not dots:
                         break
@@ -262,17 +273,17 @@ class CategoryIndex:
             if self._tlds:
                 found = self._tld(host, found)
                 if self._url_tlds:
-                    url_hosts += [h for start, h in self._url_hashes(host) if start == host.rfind(".") + 1]
+                    url_hosts += [(h, site) for h, site in self._url_hashes(host) if b"." not in site]
         else:  # an IP address: itself only
             found = self.lookup_host(host)
-            url_hosts = [h for _start, h in self._url_hashes(host)]
+            url_hosts = self._url_hashes(host)
         path = url.path
         query = url.query
         if url_hosts:
             prefix = f"{path}?{query}".lower() if query else path.lower()
             names = self.categories
-            for h in url_hosts:
-                for cid in self._url_ids(h, prefix):
+            for h, site in url_hosts:
+                for cid in self._url_ids(h, site, prefix):
                     if names[cid] not in found:
                         found = found | {names[cid]}
         if self._has_expressions:
@@ -292,20 +303,26 @@ class CategoryIndex:
             return int(self._val[j])
         return -1
 
-    def _url_hashes(self, host: str) -> list[tuple[int, int]]:
-        """(offset, hash) of the listed suffixes of host (or the IP) that have URL entries."""
-        return [(start, _unpack_q(_md5(host[start:].encode()).digest())[0])
-                for rid, start in self._matches(host) if self._has_url[rid]]
+    def _url_hashes(self, host: str) -> list[tuple[int, bytes]]:
+        """(hash, name) of the listed suffixes of host (or the IP) that have URL entries."""
+        out = []
+        for rid, start in self._matches(host):
+            if self._has_url[rid]:
+                site = host[start:].encode()
+                out.append((_unpack_q(_md5(site).digest())[0], site))
+        return out
 
-    def _url_ids(self, h: int, prefix: str) -> list[int]:
-        """Category ids of the URL entries of the host with hash h that match the prefix."""
+    def _url_ids(self, h: int, site: bytes, prefix: str) -> list[int]:
+        """Category ids of the URL entries of `site` (hash h) that match the request's prefix."""
         keys = self._url_keys
         j = bisect_left(keys, h)
         if j == len(keys) or keys[j] != h:
             return []
-        base = self._blob_start
-        return matching_ids(self._mmap, base + self._url_offs[j], base + self._url_offs[j + 1],
-                            prefix)
+        lo = self._blob_start + self._url_offs[j]
+        hi = self._blob_start + self._url_offs[j + 1]
+        if hi - lo < self._small_blob:
+            return matching_ids(self._mmap, lo, hi, prefix)
+        return hashed_ids(site, prefix, self._path_keys, self._path_cids)
 
     # -- slow path, for `categories lookup --json` and `schoolgate explain` ------------------
     def _matches(self, host: str) -> list[tuple[int, int]]:

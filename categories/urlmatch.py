@@ -1,26 +1,42 @@
 """Match a request's path against the URL-list entries of one host.
 
-A host's entries sit in the index's `url_blob` as lines `category-id TAB
-path-prefix LF` (lower-case paths, no white space).  An entry matches when
-the request's lower-case `path?query` starts with it at a boundary (see
-`path_matches`), so only a few prefixes of the request can be entries: the
-whole of it, the part before each of `/ ? ; & #`, and the part up to and
-including each of `/ ? = &`.  Each of those is looked for in the blob with
-one C-level `find` for `TAB prefix LF`, which costs the same for a host with
-two entries as for `docs.google.com` with a thousand.
+An entry matches when the request's lower-case `path?query` starts with it at
+a boundary (see `path_matches`), so only a few prefixes of the request can be
+entries: the whole of it, the part before each of `/ ? ; & #`, and the part
+up to and including each of `/ ? = &` (`candidates`).  Each candidate is
+looked up, never each entry: a host with a thousand entries
+(`docs.google.com`) costs what a host with two does.
+
+Two ways to look a candidate up, both in the mapped index file:
+- `hashed_ids`: the `path_keys` table, sorted 64-bit hashes of
+  `site TAB path` (`path_key`) with the category id of each, plus every
+  candidate prefix of each entry marked PREFIX_ONLY.  Candidates are tried
+  shortest first, one MD5 and one C `bisect` each, and the first that is
+  neither an entry nor a prefix of one ends the search (no longer candidate
+  can be an entry), so a long request costs two or three probes;
+- `matching_ids`: a C-level `find` of `TAB candidate LF` in the host's lines
+  of `url_blob` (`category-id TAB path LF`); cheaper for a host with a few
+  entries, and the only way for files written before `url_paths` existed.
 """
 from __future__ import annotations
 
 import logging
 import re
+import struct
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Protocol
+
+from categories.hashing import md5_digest
 
 logger = logging.getLogger(__name__)
 
 _CUT_BEFORE = frozenset("/?;&#")
 _CUT_AFTER = frozenset("/?=&")
 _SEPARATOR = re.compile(r"[/?;&#=]")
+_unpack_q = struct.Struct(">Q").unpack_from
+SMALL_BLOB = 512  # bytes of a host's lines below which `find` beats hashing every candidate
+PREFIX_ONLY = 0xFFFF  # a path_cids value: this key is a prefix of entries, not an entry
 
 
 class Searchable(Protocol):
@@ -29,6 +45,12 @@ class Searchable(Protocol):
     def rfind(self, sub: bytes, start: int = ..., end: int = ...) -> int: ...
 
     def __getitem__(self, index: slice) -> bytes: ...
+
+
+class Sequence64(Protocol):
+    def __getitem__(self, index: int) -> int: ...
+
+    def __len__(self) -> int: ...
 
 
 def path_matches(prefix: str, entry: str) -> bool:
@@ -41,8 +63,10 @@ def path_matches(prefix: str, entry: str) -> bool:
 
 
 def candidates(prefix: str) -> Iterator[str]:
-    """Every prefix of the request that an entry matching it could be (with repeats)."""
-    yield prefix
+    """Every prefix of the request that an entry matching it could be, shortest first.
+
+    Each is a prefix of the next (repeats are possible); the last is the whole request.
+    """
     for m in _SEPARATOR.finditer(prefix):
         k = m.start()
         ch = prefix[k]
@@ -50,18 +74,50 @@ def candidates(prefix: str) -> Iterator[str]:
             yield prefix[:k]
         if ch in _CUT_AFTER:
             yield prefix[: k + 1]
+    yield prefix
+
+
+def prefix_rows(site: bytes, path: str) -> list[int]:
+    """Keys to mark PREFIX_ONLY for one entry: its own candidates but itself."""
+    return [path_key(site, c) for c in set(candidates(path)) if c != path]
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # a lone surrogate matches no entry, never raises
+
+
+def path_key(site: bytes, path: str) -> int:
+    """The `url_paths` key of one entry: the u64 hash of `site TAB path` (path lower-case)."""
+    return int(_unpack_q(md5_digest(site + b"\t" + _encode(path)).digest())[0])
+
+
+def hashed_ids(site: bytes, prefix: str, keys: Sequence64, cids: Sequence64) -> list[int]:
+    """Category ids of the `url_paths` entries of `site` that match the request's prefix."""
+    out: list[int] = []
+    head = site + b"\t"
+    n = len(keys)
+    last = ""
+    for candidate in candidates(prefix):
+        if candidate == last:
+            continue
+        last = candidate
+        h = _unpack_q(md5_digest(head + _encode(candidate)).digest())[0]
+        j = bisect_left(keys, h)  # type: ignore[arg-type]
+        if j == n or keys[j] != h:
+            break  # not a prefix of any entry: neither is any longer candidate
+        while j < n and keys[j] == h:
+            if cids[j] != PREFIX_ONLY:
+                out.append(cids[j])
+            j += 1
+    return out
 
 
 def matching_ids(blob: Searchable, lo: int, hi: int, prefix: str) -> list[int]:
     """Category ids of the entries in `blob[lo:hi]` that match the request's prefix."""
     out: list[int] = []
-    seen: set[str] = set()
     find = blob.find
-    for candidate in candidates(prefix):
-        if candidate in seen:
-            continue
-        seen.add(candidate)
-        needle = b"\t" + candidate.encode("utf-8", "surrogatepass") + b"\n"
+    for candidate in set(candidates(prefix)):
+        needle = b"\t" + _encode(candidate) + b"\n"
         pos = find(needle, lo, hi)
         while pos >= 0:
             start = max(blob.rfind(b"\n", lo, pos) + 1, lo)
