@@ -60,8 +60,8 @@ class Filter:
         rt = self.ref.rt
         req = flow.request
         dest = await _resolve_if_needed(who, req.host)
-        headers = {k.lower(): v for k, v in req.headers.items()}
-        ev = rt.engine.evaluate(who, req.url, method=req.method, at=rt.clock(), headers=headers, dest_ip=dest)
+        # mitmproxy's Headers is a case-insensitive Mapping[str, str]: no per-request copy
+        ev = rt.engine.evaluate(who, req.url, method=req.method, at=rt.clock(), headers=req.headers, dest_ip=dest)
         flow.metadata[EVALUATION] = ev
         if ev.decision.blocked:
             flow.metadata[ANSWERED] = True

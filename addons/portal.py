@@ -37,7 +37,11 @@ class Portal:
         if flow.response is not None:
             return
         rt = self.ref.rt
-        if flow.request.pretty_host.lower() != rt.settings.proxy.block_page_name:
+        name = rt.settings.proxy.block_page_name
+        # cheap test first: pretty_host parses the Host header, on every request
+        if name not in flow.request.host.lower() and name not in flow.request.headers.get("host", "").lower():
+            return
+        if flow.request.pretty_host.lower() != name:
             return
         flow.metadata[ANSWERED] = True
         path = flow.request.path.split("?", 1)[0]

@@ -11,7 +11,7 @@ import logging
 from mitmproxy import http
 
 from addons.runtimeref import RuntimeRef, evaluation_of
-from proxy.safesearch import safesearch_rewrite
+from proxy.safesearch import is_search_engine_host, safesearch_rewrite
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ class SafeSearch:
             return
         group = self.ref.rt.settings.groups.get(ev.decision.group)
         if group is None or not group.safesearch:
+            return
+        if is_search_engine_host(ev.host) is None:   # most requests: skip parsing the query
             return
         req = flow.request
         rewrite = safesearch_rewrite(req.scheme, ev.host, req.path.split("?", 1)[0], list(req.query.items(multi=True)),
