@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import re
 import sys
 from typing import Any
 
@@ -16,6 +17,15 @@ from proxy.listentries import ListEntryError, add_entry, load_local_lists
 from proxy.overrides import OverrideError, add_override, load_active_overrides
 from proxy.register import load_snapshot
 from proxy.reviews import ReviewError, decide_request, list_requests
+
+
+# what a terminal would act on or reorder: C0/C1 controls (escape sequences, CR, NUL), line separators, bidi overrides
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str | None) -> str:
+    """Text a visitor typed, made safe for one line of a terminal: those characters written as \\uXXXX."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text or "")
 
 
 def _at(text: str | None, ctx: Context) -> dt.datetime:
@@ -177,8 +187,8 @@ def requests_list(args: argparse.Namespace, ctx: Context) -> int:
         if not reqs:
             print("no review requests" + ("" if args.all else " waiting"))
         for r in reqs:
-            print(f"{r.id:>5}  {r.created_at}  {r.status:<8} {r.ref:<14} {r.host:<30} {r.user or r.client_ip or '-'}"
-                  f"  [{r.categories}]  {r.reason_text[:60]}")
+            print(f"{r.id:>5}  {r.created_at}  {r.status:<8} {shown(r.ref):<14} {shown(r.host):<30} "
+                  f"{shown(r.user or r.client_ip or '-')}  [{shown(r.categories)}]  {shown(r.reason_text[:60])}")
         return 0
 
     return asyncio.run(run())
