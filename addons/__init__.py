@@ -16,6 +16,7 @@ from __future__ import annotations
 from addons.alerts import Alerts
 from addons.filter import Filter
 from addons.identify import Identify
+from addons.loginguard import LoginGuard
 from addons.portal import Portal
 from addons.runtimeref import RuntimeRef
 from addons.safesearch import SafeSearch
@@ -27,5 +28,5 @@ __all__ = ["RuntimeRef", "pipeline"]
 
 def pipeline(ref: RuntimeRef) -> list[object]:
     """The addons in the order they must run."""
-    return [Identify(ref), TlsPolicy(ref), Portal(ref), Filter(ref), SafeSearch(ref), VisitLog(ref),
+    return [LoginGuard(ref), Identify(ref), TlsPolicy(ref), Portal(ref), Filter(ref), SafeSearch(ref), VisitLog(ref),
             Alerts(ref)]

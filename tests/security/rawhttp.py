@@ -82,3 +82,38 @@ def _unchunk(data: bytes) -> bytes:
         out += data[:size]
         data = data[size + 2:]
     return out
+
+
+class KeepAlive:
+    """One persistent connection: several requests in turn, each answer read by its Content-Length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, proxy: tuple[str, int], local: str, timeout: float = 10) -> KeepAlive:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(proxy[0], proxy[1], local_addr=(local, 0)), timeout)
+        return cls(reader, writer)
+
+    async def get(self, target: str, headers: list[tuple[str, str]], timeout: float = 10) -> Answer:
+        """One GET; status 0 when the proxy closed the connection instead of answering."""
+        head = f"GET {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+        try:
+            self.writer.write(head.encode())
+            await self.writer.drain()
+            raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return Answer(0, {}, b"")
+        answer = parse(raw)
+        length = int(answer.headers.get("content-length", "0") or 0)
+        answer.body = await asyncio.wait_for(self.reader.readexactly(length), timeout) if length else b""
+        return answer
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass
