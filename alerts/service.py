@@ -74,6 +74,7 @@ class AlertService:
         self._task: asyncio.Task[None] | None = None
         self.submitted = 0
         self.stored = 0
+        self._failed_passes = 0
 
     # -- the request path ----------------------------------------------------
     def submit(self, ev: Evaluation, url: str, *, at: dt.datetime | None = None, attempt: bool = True) -> None:
@@ -134,10 +135,13 @@ class AlertService:
             self._wake.clear()
             try:
                 await self.run_once()
+                self._failed_passes = 0
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep going: the hits and the outbox are durable
-                logger.exception("alerts: a pass failed; retrying")
+                self._failed_passes += 1
+                if self._failed_passes == 1:   # once per outage, not twice a second until it ends
+                    logger.exception("alerts: a pass failed; retrying every %.1f s", self.tick_s)
                 await asyncio.sleep(self.tick_s)
 
     async def flush(self) -> int:
@@ -163,7 +167,19 @@ class AlertService:
         return await self.sender.deliver(self.conn)
 
     async def run_once(self) -> Delivery:
-        """One pass: store hits, compose due emails, deliver due rows."""
-        await self.flush()
-        await self.compose()
+        """One pass: store hits, compose due emails, deliver due rows.
+
+        When storing or composing fails (the disk is full, the database locked), the new hits stay in
+        memory for the next pass and what the outbox already holds is still delivered; then the error
+        is raised for the caller to log.
+        """
+        try:
+            await self.flush()
+            await self.compose()
+        except Exception as exc:
+            log = logger.error if self._failed_passes == 0 else logger.debug
+            log("alerts: could not store new hits (%s: %s); %d wait in memory for the next pass, "
+                "delivering the outbox meanwhile", type(exc).__name__, exc, len(self._waiting))
+            await self.deliver()
+            raise
         return await self.deliver()

@@ -189,7 +189,8 @@ async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Con
     try:
         yield conn
     except BaseException:
-        await conn.execute("ROLLBACK")
+        if conn.in_transaction:   # SQLite already rolled back after some errors (a full disk, for one)
+            await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
 
@@ -204,7 +205,8 @@ def transaction_sync(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:   # SQLite already rolled back after some errors (a full disk, for one)
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
