@@ -16,6 +16,9 @@ to it through each proxy in turn (and once straight at nginx):
 Each figure is requests/s, p50/p99 latency, VmRSS of the process tree after the
 load, and the CPU time the process tree spent per request (user + system, from
 /proc): on a shared machine that last one moves far less than requests/s does.
+With 50 connections kept busy, latency is mostly queueing (p50 ~ 50 / requests/s),
+so each target is also loaded through one connection for 5 s (`c1_*`): the
+latency a request pays with no queue in front of it.
 With --rounds N the proxies are loaded in turn N times; the medians are kept.
 The compiled data dir and the name list are cached under /tmp/schoolgate-bench/.
 The last line printed is one JSON object (with --json: only that line).
@@ -172,15 +175,18 @@ def measure(peer: Peer, lua: Path, duration: int, say: Callable[..., None]) -> d
     result = run_wrk(peer.port, lua, duration)
     result["rss_mb"] = peer.tree_rss_mb()   # after the load, while the connections are still fresh
     result["cpu_ms_per_req"] = (peer.tree_cpu_s() - cpu) * 1000 / max(result["requests"], 1)
+    single = run_wrk(peer.port, lua, min(duration, 5), threads=1, connections=1)   # latency without queueing
+    result.update({"c1_rps": single["rps"], "c1_p50_ms": single["p50_ms"], "c1_p99_ms": single["p99_ms"]})
     say(f"  {peer.name:11} {result['rps']:>9.0f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms"
         f"  RSS {result['rss_mb']:6.1f} MB  CPU {result['cpu_ms_per_req']:.3f} ms/req"
-        f"  non-2xx {result['non2xx']:.0f}  errors {result['socket_errors']:.0f}")
+        f"  non-2xx {result['non2xx']:.0f}  errors {result['socket_errors']:.0f}"
+        f"  | 1 connection: p50 {result['c1_p50_ms']:.2f} ms  p99 {result['c1_p99_ms']:.2f} ms")
     return result
 
 
 def summarise(name: str, runs: list[dict[str, float]]) -> dict[str, float]:
     out = {f"{name}_{k}": round(statistics.median(r[k] for r in runs), 3)
-           for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req")}
+           for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req", "c1_rps", "c1_p50_ms", "c1_p99_ms")}
     out[f"{name}_rss_mb"] = round(max(r["rss_mb"] for r in runs), 1)
     out[f"{name}_requests"] = sum(r["requests"] for r in runs)
     out[f"{name}_non2xx"] = sum(r["non2xx"] for r in runs)
@@ -256,6 +262,7 @@ def goals(r: dict[str, object]) -> dict[str, object]:
         "schoolgate_vs_mitmdump_rps": round(ratio, 3),
         "schoolgate_p99_extra_ms": round(f("schoolgate_p99_ms") - f("mitmdump_p99_ms"), 2),
         "schoolgate_rss_extra_mb": round(f("schoolgate_rss_mb") - f("mitmdump_rss_mb"), 1),
+        "schoolgate_c1_p50_extra_ms": round(f("schoolgate_c1_p50_ms") - f("mitmdump_c1_p50_ms"), 3),
     }
     if f("mitmdump_cpu_ms_per_req"):
         out["schoolgate_vs_mitmdump_cpu_per_req"] = round(f("schoolgate_cpu_ms_per_req")
