@@ -117,3 +117,22 @@ class KeepAlive:
             await self.writer.wait_closed()
         except ConnectionError:
             pass
+
+
+async def connect(proxy: tuple[str, int], local: str, authority: str, timeout: float = 10) -> int:
+    """The status of the proxy's answer to CONNECT (0: closed without one); the tunnel is closed at once."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(proxy[0], proxy[1], local_addr=(local, 0)), timeout)
+    try:
+        writer.write(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return 0
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+    return parse(head).status
