@@ -41,7 +41,7 @@ async def test_alerts_survive_a_day_without_smtp_and_are_delivered_once(tmp_path
                 r = await school.client("127.0.2.26").get("http://nordvpn.com/")
                 assert r.status_code == 403
                 await until(lambda: scalar(db, "SELECT COUNT(*) FROM alert_outbox") == 6, what="a sixth alert")
-            await until(lambda b=before: attempts() > b or step == 10, what=f"a retry at step {step}")
+            await until(lambda b=before, s=step: attempts() > b or s == 10, what=f"a retry at step {step}")
         rows = query(db, "SELECT status, attempts, last_error FROM alert_outbox")
         assert {r[0] for r in rows} == {"pending"}
         assert min(r[1] for r in rows) >= 24 - 10 and max(r[1] for r in rows) >= 24
