@@ -12,12 +12,13 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from config import schema as s
 from config.errors import ConfigError, ConfigIssue
 from config.lines import key_lines
-from config.reader import Issues, Table, parse_date, parse_network, parse_time
+from config.reader import SECRET_KEY, SECRETS_ELSEWHERE, Issues, Table, parse_date, parse_network, parse_time
 
 logger = logging.getLogger(__name__)
 
@@ -234,13 +235,14 @@ def _smtp(t: Table, base: Path) -> s.SmtpSettings:
         t.used.add("password")
         t.error("password", "secrets never go in the main config: use password_env (an environment "
                             "variable's name) or password_file (a file readable by the service only)")
+    password_env = t.env_name("password_env", "SCHOOLGATE_SMTP_PASSWORD")
     pw_file = t.text("password_file", "")
     smtp = s.SmtpSettings(
         host=t.text("host", "127.0.0.1"),
         port=t.integer("port", 25, minimum=1, maximum=65535),
         security=t.text("security", "none", ("none", "starttls", "tls")),
         username=t.text("username", ""),
-        password_env=t.text("password_env", "SCHOOLGATE_SMTP_PASSWORD"),
+        password_env=password_env,
         password_file=(base / pw_file) if pw_file else None,
         timeout_s=t.number("timeout_s", 30.0, minimum=1, maximum=600),
     )
@@ -254,19 +256,20 @@ def _proxy(t: Table, base: Path) -> s.ProxySettings:
     if auth == "htpasswd" and not ht:
         t.error("htpasswd", "is required when auth = \"htpasswd\" (path of an htpasswd file)")
     ldap = t.text("ldap", "")
-    if auth == "ldap":
+    if auth == "ldap" or ldap:   # checked even when unused: a bind password must not sit here either
         parts = ldap.split(":")
         expected = 5 if len(parts) > 2 and parts[2].isdigit() else 4
         if parts[0] not in ("ldap", "ldaps") or len(parts) != expected:
             t.error("ldap", "expected ldap[s]:SERVER[:PORT]:BIND_DN:SUBTREE_DN (the bind password comes from "
-                            f"the environment variable in ldap_password_env); got {ldap!r}")
+                            f"the environment variable in ldap_password_env); got {len(parts)} parts "
+                            "(not repeated here, in case one is a password)")
     p = s.ProxySettings(
         listen_host=t.text("listen_host", "127.0.0.1"),
         listen_port=t.integer("listen_port", 8080, minimum=0, maximum=65535),
         auth=auth,
         htpasswd=(base / ht) if ht else None,
         ldap=ldap,
-        ldap_password_env=t.text("ldap_password_env", "SCHOOLGATE_LDAP_PASSWORD"),
+        ldap_password_env=t.env_name("ldap_password_env", "SCHOOLGATE_LDAP_PASSWORD"),
         no_intercept=tuple(t.strings("no_intercept", [])),
         block_page_name=t.text("block_page_name", "schoolgate.local"),
     )
@@ -312,6 +315,9 @@ def _categories(t: Table, base: Path) -> s.CategorySettings:
         location = src.text("url", "") or src.text("path", "")
         if not location:
             src.error("url", "each source needs url (http/https) or path")
+        elif _url_secret(location):
+            src.error("url", f"{_url_secret(location)} in a URL: {SECRETS_ELSEWHERE}; a feed that needs "
+                             "a login can be downloaded by a separate job and named with path")
         elif not location.startswith(("http://", "https://")):
             location = str((base / location).resolve())
         category = src.text("category", "") or None
@@ -329,6 +335,19 @@ def _categories(t: Table, base: Path) -> s.CategorySettings:
     )
     t.finish()
     return c
+
+
+def _url_secret(url: str) -> str:
+    """What secret a URL carries ("a user name and password", "a token"), or ""."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return ""
+    if parts.username is not None or parts.password is not None:
+        return "a user name and password"
+    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+        if SECRET_KEY.search(name) or name.lower() in ("key", "auth", "sig", "signature"):
+            return f"a {name} parameter"
+    return ""
 
 
 def _storage(t: Table) -> s.StorageSettings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +17,10 @@ from config.lines import KeyPath, format_path, line_of
 
 T = TypeVar("T")
 _MISSING = object()
+SECRET_KEY = re.compile(r"pass(word|wd|phrase)?|secret|token|api_?key|private_?key|credential", re.I)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRETS_ELSEWHERE = ("secrets never go in the main config: put the password in an environment variable "
+                     "(password_env) or a file readable by the service only (password_file)")
 
 
 class Issues:
@@ -133,11 +138,23 @@ class Table:
             return None
 
     def finish(self) -> None:
-        """Report keys nobody read: almost always a typo."""
+        """Report keys nobody read: almost always a typo (or a secret, which never belongs here)."""
         for key in self.data:
             if key not in self.used:
+                if SECRET_KEY.search(key):
+                    self.error(key, SECRETS_ELSEWHERE)
+                    continue
                 known = ", ".join(sorted(self.used)) or "none"
                 self.error(key, f"unknown key (known keys here: {known})")
+
+    def env_name(self, key: str, default: str) -> str:
+        """The NAME of an environment variable that holds a secret (never the secret itself)."""
+        value = self.text(key, default)
+        if not ENV_NAME.match(value):
+            self.error(key, "expected the name of an environment variable (letters, digits and _) that holds "
+                            "the password; the password itself never goes in the main config")
+            return default
+        return value
 
 
 def _kind(value: object) -> str:
