@@ -100,7 +100,7 @@ async def test_no_password_or_proxy_credential_is_logged_or_stored(tmp_path: Pat
         with closing(sqlite3.connect(school.ctx.db_path)) as db:
             tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             rows = repr([db.execute(f'SELECT * FROM "{t}"').fetchall() for t in tables])
-        for name, data in files.items():
+        for name in files:
             assert _private(school.ctx.data_dir / name), name
         assert _private(school.ctx.data_dir) and _private(school.ctx.data_dir / "secret.key")
         assert _private(school.ctx.ca_dir / "mitmproxy-ca.pem")
