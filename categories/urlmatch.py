@@ -15,16 +15,17 @@ Two ways to look a candidate up, both in the mapped index file:
   neither an entry nor a prefix of one ends the search (no longer candidate
   can be an entry), so a long request costs two or three probes;
 - `matching_ids`: a C-level `find` of `TAB candidate LF` in the host's lines
-  of `url_blob` (`category-id TAB path LF`); cheaper for a host with a few
-  entries, and the only way for files written before `url_paths` existed.
+  of `url_blob` (`category-id TAB path LF`), shortest first, stopping when no
+  line starts with `TAB candidate`; cheaper for a host with a few entries,
+  and the only way for files written before `path_keys` existed.
 """
 from __future__ import annotations
 
 import logging
 import re
 import struct
-from bisect import bisect_left
 from collections.abc import Iterator
+from bisect import bisect_left
 from typing import Protocol
 
 from categories.hashing import md5_digest
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 _CUT_BEFORE = frozenset("/?;&#")
 _CUT_AFTER = frozenset("/?=&")
-_SEPARATOR = re.compile(r"[/?;&#=]")
+_SPLIT = re.compile(r"([/?;&#=])").split
 _unpack_q = struct.Struct(">Q").unpack_from
 SMALL_BLOB = 512  # bytes of a host's lines below which `find` beats hashing every candidate
 PREFIX_ONLY = 0xFFFF  # a path_cids value: this key is a prefix of entries, not an entry
@@ -65,21 +66,27 @@ def path_matches(prefix: str, entry: str) -> bool:
 def candidates(prefix: str) -> Iterator[str]:
     """Every prefix of the request that an entry matching it could be, shortest first.
 
-    Each is a prefix of the next (repeats are possible); the last is the whole request.
+    Each is a prefix of the next, without repeats; the last is the whole request.
+    Lazily: the lookups usually stop after the first two or three.
     """
-    for m in _SEPARATOR.finditer(prefix):
-        k = m.start()
-        ch = prefix[k]
-        if ch in _CUT_BEFORE and k:
+    parts = _SPLIT(prefix)  # [text, separator, text, separator, ..., text]
+    k = len(parts[0])
+    last = -1
+    for i in range(1, len(parts), 2):
+        sep = parts[i]
+        if sep in _CUT_BEFORE and k and last != k:
             yield prefix[:k]
-        if ch in _CUT_AFTER:
-            yield prefix[: k + 1]
-    yield prefix
+        if sep in _CUT_AFTER:
+            last = k + 1
+            yield prefix[:last]
+        k += 1 + len(parts[i + 1])
+    if last != k:
+        yield prefix
 
 
 def prefix_rows(site: bytes, path: str) -> list[int]:
     """Keys to mark PREFIX_ONLY for one entry: its own candidates but itself."""
-    return [path_key(site, c) for c in set(candidates(path)) if c != path]
+    return [path_key(site, c) for c in list(candidates(path))[:-1]]
 
 
 def _encode(text: str) -> bytes:
@@ -96,11 +103,7 @@ def hashed_ids(site: bytes, prefix: str, keys: Sequence64, cids: Sequence64) -> 
     out: list[int] = []
     head = site + b"\t"
     n = len(keys)
-    last = ""
     for candidate in candidates(prefix):
-        if candidate == last:
-            continue
-        last = candidate
         h = _unpack_q(md5_digest(head + _encode(candidate)).digest())[0]
         j = bisect_left(keys, h)  # type: ignore[arg-type]
         if j == n or keys[j] != h:
@@ -116,8 +119,11 @@ def matching_ids(blob: Searchable, lo: int, hi: int, prefix: str) -> list[int]:
     """Category ids of the entries in `blob[lo:hi]` that match the request's prefix."""
     out: list[int] = []
     find = blob.find
-    for candidate in set(candidates(prefix)):
-        needle = b"\t" + _encode(candidate) + b"\n"
+    for candidate in candidates(prefix):
+        head = b"\t" + _encode(candidate)
+        if find(head, lo, hi) < 0:
+            break  # no entry starts with it: none is a longer candidate either
+        needle = head + b"\n"
         pos = find(needle, lo, hi)
         while pos >= 0:
             start = max(blob.rfind(b"\n", lo, pos) + 1, lo)
