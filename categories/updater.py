@@ -146,11 +146,15 @@ class _Run:
         cache = self.cache_dir / f"{src.name}.download"
         usable = cache.exists() and old.get("location") == src.location
         part = cache.with_name(cache.name + ".part")
-        fetched = download(self.client, src.name, src.location, part,
-                           max_bytes=self.settings.max_download_mb * 1024 * 1024,
-                           etag=old.get("etag") if usable else None,
-                           last_modified=old.get("last_modified") if usable else None,
-                           progress=self.progress)
+        try:
+            fetched = download(self.client, src.name, src.location, part,
+                               max_bytes=self.settings.max_download_mb * 1024 * 1024,
+                               etag=old.get("etag") if usable else None,
+                               last_modified=old.get("last_modified") if usable else None,
+                               progress=self.progress)
+        except BaseException:
+            part.unlink(missing_ok=True)          # no half download left behind
+            raise
         if fetched.not_modified:
             self.new_state[src.name] = old
             self.results.append(SourceResult(src.name, "not-modified", src.location))
