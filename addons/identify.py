@@ -11,7 +11,7 @@ import logging
 
 from mitmproxy import connection, http
 
-from addons.runtimeref import IDENTITY, RuntimeRef
+from addons.runtimeref import ANSWERED, IDENTITY, RuntimeRef
 from proxy.policy import Identity
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,9 @@ class Identify:
         self.ref = ref
 
     def client_connected(self, client: connection.Client) -> None:
+        if self.ref.runtime is None:   # still starting (or stopping): nobody passes unfiltered
+            client.error = "Schoolgate is not running yet"
+            return
         ip = client.peername[0] if client.peername else ""
         who = self.ref.rt.engine.identify(ip)
         if not who.known:
@@ -37,9 +40,14 @@ class Identify:
         return who
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
-        if flow.response is None:
-            self._identify(flow)
+        self.requestheaders(flow)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response is None:
-            self._identify(flow)
+        if flow.response is not None:
+            return
+        if self.ref.runtime is None:
+            flow.metadata[ANSWERED] = True
+            flow.response = http.Response.make(503, "The school's filter is starting; try again in a moment.\n",
+                                               {"Content-Type": "text/plain; charset=utf-8", "Retry-After": "5"})
+            return
+        self._identify(flow)

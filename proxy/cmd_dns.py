@@ -35,7 +35,7 @@ async def start_dns(runtime: Runtime, listen_port: int | None = None) -> DnsServ
 
 async def run_dns(ctx: Context, announce: Callable[[DnsServer], None], listen_port: int | None = None) -> int:
     """Run the resolver until SIGINT/SIGTERM; the runtime starts first and stops last."""
-    runtime = Runtime(ctx)
+    runtime = Runtime(ctx, background=False)   # `schoolgate run` owns alerts, reports and metrics
     await runtime.start()
     try:
         server = await start_dns(runtime, listen_port)

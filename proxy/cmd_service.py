@@ -7,16 +7,17 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from categories.commands import update as update_categories
 from config.schema import Settings
 
-from proxy.ca import ensure_ca
 from proxy.context import Context
 from proxy.db import open_db
 from proxy.registercsv import import_devices_csv, import_users_csv
-from proxy.service import Service, run_forever
+
+if TYPE_CHECKING:   # mitmproxy is imported only by the commands that run it (`schoolgate dns` starts faster)
+    from proxy.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ def dns(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def init(args: argparse.Namespace, ctx: Context) -> int:
+    from proxy.ca import ensure_ca
+
     settings = ctx.settings
     ctx.ensure_data_dir()
     cert = ensure_ca(ctx.ca_dir, settings.school.name)
@@ -87,6 +90,8 @@ async def _import_register(ctx: Context) -> int:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from proxy.service import run_forever
+
     settings = ctx.settings
     if not ctx.index_path.exists():
         print("schoolgate: no category index yet; run `schoolgate init` first "

@@ -70,8 +70,12 @@ class RecentBlocks(OrderedDict[str, BlockedRef]):
 
 
 class Runtime:
-    def __init__(self, ctx: Context, clock: Clock = utcnow, refresh_every: float = 5.0) -> None:
+    def __init__(self, ctx: Context, clock: Clock = utcnow, refresh_every: float = 5.0,
+                 background: bool = True) -> None:
+        """`background=False` (the resolver run on its own beside `schoolgate run`): no alert sender, no
+        report scheduler and no run marker, so they never run twice."""
         self.ctx = ctx
+        self.background = background
         self.settings = ctx.settings
         self.clock = clock
         self.refresh_every = refresh_every
@@ -95,17 +99,19 @@ class Runtime:
     async def start(self) -> None:
         self.ctx.ensure_data_dir()
         self._db = await open_db(self.ctx.db_path)
-        try:
-            await mark_running(self._db, self.clock())
-        except Exception as exc:  # noqa: BLE001 - e.g. locked or full: filtering starts anyway
-            logger.warning("could not record this run in meta: %s", exc)
+        if self.background:
+            try:
+                await mark_running(self._db, self.clock())
+            except Exception as exc:  # noqa: BLE001 - e.g. locked or full: filtering starts anyway
+                logger.warning("could not record this run in meta: %s", exc)
         await self.refresh()
         await self.writer.start()
-        await self.alerts.start()
-        await self.reports.start()
+        if self.background:
+            await self.alerts.start()
+            await self.reports.start()
         self._task = asyncio.create_task(self._refresh_loop(), name="schoolgate-refresh")
         m = self.settings.metrics
-        if m.enabled:
+        if m.enabled and self.background:
             server = MetricsServer(self, m.listen_host, m.port)
             try:
                 await server.start()
@@ -124,14 +130,16 @@ class Runtime:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        await self.reports.stop()
-        await self.alerts.stop()
+        if self.background:
+            await self.reports.stop()
+            await self.alerts.stop()
         await self.writer.stop()
-        if self._db is not None:
+        if self._db is not None and self.background:
             try:
                 await clear_running(self._db)
             except Exception as exc:  # noqa: BLE001 - e.g. the disk is full: the next start says so
                 logger.warning("could not record the clean stop: %s", exc)
+        if self._db is not None:
             await self._db.close()
             self._db = None
 

@@ -34,7 +34,7 @@ def test_mitmdump_with_the_schoolgate_script(tmp_path: Path, capsys: pytest.Capt
          "--set", f"schoolgate_data={ctx.data_dir}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         response = None
         while time.monotonic() < deadline:
             try:

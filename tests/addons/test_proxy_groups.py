@@ -122,3 +122,18 @@ async def test_visit_rows_are_written(school: School) -> None:
     assert by_host["www.bet365.com"].client_ip == KS2
     assert by_host["example.org"].user == "teacher" and by_host["example.org"].device == "teacher-laptop"
     assert by_host["example.org"].action == "allow" and by_host["example.org"].status == 200
+
+
+async def test_nothing_passes_unfiltered_while_the_runtime_is_not_running() -> None:
+    from mitmproxy.test import tflow
+
+    from addons import RuntimeRef
+    from addons.identify import Identify
+
+    addon = Identify(RuntimeRef(None))
+    flow = tflow.tflow()
+    addon.requestheaders(flow)
+    assert flow.response is not None and flow.response.status_code == 503
+    client = tflow.tclient_conn()
+    addon.client_connected(client)
+    assert client.error
