@@ -49,21 +49,34 @@ def _category_ids(lists: Sequence[CategoryLists]) -> dict[str, int]:
 
 
 def _sort_keys(lists: Sequence[CategoryLists], cids: dict[str, int],
-               url_sites: dict[str, set[tuple[int, str]]]) -> list[int]:
-    """One 64-bit key per entry: the hash's top 52 bits, then flags and category id."""
-    keys = array("Q")
+               url_sites: dict[str, set[tuple[int, str]]]) -> array:
+    """One 64-bit key per entry, sorted: the hash's top 52 bits, then flags and category id.
+
+    Kept in arrays, never in one list of ints (5.7M of them would cost ~250 MB):
+    the keys go to 256 parts by their top byte, and each part is sorted alone.
+    """
+    parts = [array("Q") for _ in range(256)]
+    put = [part.append for part in parts]
     for lst in lists:
         for category, hashes in lst.domains.items():
             cid = cids[category]
-            keys.extend([(h >> 12 << 12) | cid for h in hashes])
+            for h in hashes:
+                put[h >> 56]((h >> 12 << 12) | cid)
         for category, hashes in lst.exact.items():
             low = cids[category] | EXACT_FLAG
-            keys.extend([(h >> 12 << 12) | low for h in hashes])
-    keys.extend([(name_hash(site) >> 12 << 12) | URL_MARK for site in url_sites])
-    return sorted(keys)
+            for h in hashes:
+                put[h >> 56]((h >> 12 << 12) | low)
+    for site in url_sites:
+        h = name_hash(site)
+        put[h >> 56]((h >> 12 << 12) | URL_MARK)
+    keys = array("Q")
+    for i, part in enumerate(parts):
+        keys.extend(sorted(part))
+        parts[i] = array("Q")
+    return keys
 
 
-def _tables(keys: list[int], bits: int) -> tuple[array, array, array, list[tuple[int, int, bool]]]:
+def _tables(keys: array, bits: int) -> tuple[array, array, array, list[tuple[int, int, bool]]]:
     """Group equal names; return dir, fp, val and the records (suffix mask, exact mask, has URLs)."""
     shift = 32 - bits
     counts = array("I", bytes(4 * (1 << bits)))

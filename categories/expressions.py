@@ -17,6 +17,7 @@ import logging
 import re
 from re import _constants as sre_c  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
+from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,13 @@ def _strip_leading_any(pattern: str) -> str:
     return pattern[2:] if pattern.startswith(".*") and len(pattern) > 2 else pattern
 
 
+NONE: frozenset[str] = frozenset()
+
+
+def _never(_target: str) -> None:
+    return None
+
+
 Route = tuple[tuple[str, ...], int, bool]  # a term's other literals, expression index, literal match
 
 
@@ -188,27 +196,35 @@ class ExpressionSet:
                 exact = len(term) == 1 and key in plain
                 routes.setdefault(key, []).append((tuple(sorted(term - {key})), index, exact))
         self._prefilter: re.Pattern[str] | None = None
+        self._search: Callable[[str], re.Match[str] | None] = _never
         self._route: list[tuple[str, list[Route]]] = []
         if routes:
             ordered = sorted(routes, key=lambda k: (-len(k), k))
             self._prefilter = re.compile(_trie(ordered))
+            self._search = self._prefilter.search
             self._route = [(key, routes[key]) for key in ordered]
         self._any = bool(self.entries)
 
     def __bool__(self) -> bool:
         return self._any
 
-    def categories(self, target: str) -> set[str]:
+    def categories(self, target: str) -> frozenset[str] | set[str]:
         """Categories of the expressions that match the target."""
-        out: set[str] = set()
-        if self._always:
-            out = {category for category, pattern in self._always if pattern.search(target)}
-        prefilter = self._prefilter
-        if prefilter is None:
+        if not self._always:
+            lowered = target.lower()
+            if self._search(lowered) is None:
+                return NONE  # nearly every URL: one C-level search, nothing allocated
+            return self._routed(target, lowered, set())
+        out = {category for category, pattern in self._always if pattern.search(target)}
+        if self._prefilter is None:
             return out
         lowered = target.lower()
-        if prefilter.search(lowered) is None:
+        if self._search(lowered) is None:
             return out
+        return self._routed(target, lowered, out)
+
+    def _routed(self, target: str, lowered: str, out: set[str]) -> set[str]:
+        """Run the expressions one of whose terms is all in the (lower-cased) target."""
         entries = self.entries
         ascii_only = target.isascii()  # then `lowered` matches as IGNORECASE does
         done: set[int] = set()

@@ -125,6 +125,7 @@ class CategoryIndex:
         self._has_url = [r[2] for r in self._records]
         self._expressions = ExpressionSet([(names[c], p) for c, p in meta.get("expressions", [])])
         self._has_expressions = bool(self._expressions)
+        self._expression_categories = self._expressions.categories
         # Single-label entries ("xxx", "zip") are checked in a dict instead of hashing the TLD.
         self._tlds: dict[str, int] = dict(meta.get("tlds", {}))
         self._url_tlds = any(self._has_url[rid] for rid in self._tlds.values())
@@ -287,7 +288,7 @@ class CategoryIndex:
                     if names[cid] not in found:
                         found = found | {names[cid]}
         if self._has_expressions:
-            matched = self._expressions.categories(f"{host}{path}?{query}" if query else host + path)
+            matched = self._expression_categories(f"{host}{path}?{query}" if query else host + path)
             if matched:
                 found = found | matched
         return found

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from categories.errors import CategoryImportError
-from categories.lists import CategoryLists, text_lines
+from categories.lists import CategoryLists, iter_text_lines, text_lines
 from categories.safetar import DEFAULT_LIMITS, Entry, Limits, iter_tar
 
 logger = logging.getLogger(__name__)
@@ -100,14 +100,13 @@ def read_ut1(location: Path, source: str = "ut1", illegal: bool = False,
         if leaf not in LIST_FILES or not _CATEGORY.fullmatch(category):
             continue
         lists = per_root.setdefault(tree, CategoryLists(source, illegal=illegal))
-        lines = text_lines(entry.data)
         where = f"{category}/{leaf}"
-        if leaf == "domains":
-            lists.add_domains(category, lines, where)
+        if leaf == "domains":  # millions of lines: a block at a time
+            lists.add_domains(category, iter_text_lines(entry.data), where)
         elif leaf == "urls":
-            lists.add_urls(category, lines, where)
+            lists.add_urls(category, text_lines(entry.data), where)
         else:
-            lists.add_expressions(category, lines)
+            lists.add_expressions(category, text_lines(entry.data))
     if not per_root:
         raise CategoryImportError("no CATEGORY/domains, urls or expressions files found",
                                   str(location.name))
