@@ -47,7 +47,7 @@ class Page:
     html: str
     sent: list[str]                      # what was sent, as it should show in the page's text
     path: Path | None = None
-    in_browser: bool = True              # also judged in Chromium (the rest by the HTML detector only)
+    in_browser: bool = False             # loaded in Chromium on its own, exactly as served (others: combined)
 
 
 @dataclass
@@ -64,23 +64,29 @@ class Hostile:
     report: Page | None = None
     emails: list[Page] = field(default_factory=list)
     answers: list[rawhttp.Answer] = field(default_factory=list)
-    emails_page: Page | None = None
+    emails_page: Page | None = None      # every email's body in one document
+    blocks_page: Page | None = None      # every block page's body in one document
 
     def browser_pages(self) -> list[Page]:
-        pages = [p for p in self.block_pages if p.in_browser] + [self.report, self.emails_page]
+        pages = [p for p in self.block_pages if p.in_browser] + [self.blocks_page, self.report, self.emails_page]
         return [p for p in pages if p is not None]
 
 
 def all_bodies(documents: list[str], title: str) -> str:
-    """Several HTML emails as one document (each body in turn), so one browser run judges them all.
+    """Several HTML pages as one document: the first one's head, then each body in turn.
 
-    Each payload keeps the context it had in its own email (a table cell, a list item, code)."""
+    Headless Chromium takes one page per run, and starting it is most of the
+    cost; each payload keeps the context it had in its own page (a definition
+    in the block page's details, a table cell or list item in an email), and
+    the first head brings its Content-Security-Policy, if it has one."""
+    head = re.search(r"<head[^>]*>(.*?)</head>", documents[0], re.S | re.I) if documents else None
+    head_html = head.group(1) if head else f'<meta charset="utf-8"><title>{title}</title>'
     bodies = []
     for doc in documents:
         m = re.search(r"<body[^>]*>(.*)</body>", doc, re.S | re.I)
         bodies.append(m.group(1) if m else doc)
-    return f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head><body>\n" \
-        + "\n<hr>\n".join(bodies) + "\n</body></html>\n"
+    return f"<!DOCTYPE html>\n<html><head>{head_html}</head><body>\n" + "\n<hr>\n".join(bodies) + \
+        "\n</body></html>\n"
 
 
 def _write_logins(tmp: Path) -> dict[str, str]:
@@ -161,11 +167,12 @@ async def browse(h: Hostile) -> None:
                                                        ("Referer", corpus.for_header(payload))])
             assert answer.status == 403, (answer.status, target[:100], answer.text[:300])
             shown = [target[:500]] if len(target) > 500 else [target]
-            h.block_pages.append(Page(f"block-{kind}-{n}", answer.text, shown + [login[0]], in_browser=kind == "path"))
+            h.block_pages.append(Page(f"block-{kind}-{n}", answer.text, shown + [login[0]],
+                                      in_browser=(kind, n) == ("path", 0)))
             if kind == "path":   # a pupil asks for a review, with this page's payloads as the reason
                 mine = FLAGGED + f"review-{n}"
                 answer = await _get(h, ip, mine, pupil)
-                h.block_pages.append(Page(f"block-review-{n}", answer.text, [mine, pupil[0]], in_browser=False))
+                h.block_pages.append(Page(f"block-review-{n}", answer.text, [mine, pupil[0]]))
                 ref, token = _form_fields(answer.text)
                 await _review(h, ip, pupil, ref, token, "\n".join(p for p in ps if encode(p) in batch))
     for n, login in enumerate(u for u in hostile_users if u[0] not in used):
@@ -218,8 +225,10 @@ async def collect(h: Hostile, work: Path) -> None:
     school.clock.now += dt.timedelta(minutes=11)
     await alerts.run_once()
     for i, got in enumerate(h.smtp.received):
-        h.emails.append(Page(f"email-{i}", got.html, [], in_browser=False))
+        h.emails.append(Page(f"email-{i}", got.html, []))
     h.emails_page = Page("emails", all_bodies([e.html for e in h.emails], "alert emails"), [])
+    h.blocks_page = Page("block pages", all_bodies([p.html for p in h.block_pages if not p.in_browser],
+                                                   "block pages"), [])
     period = parse_week("2026-W48", LONDON)
     made = await asyncio.to_thread(make_weekly, school.ctx.db_path, school.ctx.settings, period,
                                    now=dt.datetime(2026, 11, 30, 7, 0, tzinfo=LONDON), out_dir=work / "reports",

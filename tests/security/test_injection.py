@@ -44,7 +44,9 @@ async def morning(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tup
 
 def _judge(name: str, raw: str, got: browser.Loaded | None, forms: tuple[str, ...] = ()) -> list[str]:
     problems = [f"{name} (HTML): {f}" for f in detector.findings(raw, allowed_forms=forms)]
-    if got is not None:
+    if got is not None and not got.settled:
+        problems.append(f"{name}: never finished loading in Chromium (an alert() dialog or a navigation?)")
+    elif got is not None:
         problems += [f"{name} (Chromium DOM): {f}" for f in detector.findings(got.dom, allowed_forms=forms)]
         problems += [f"{name} (Chromium console): {f}" for f in detector.console_findings(got.console)]
         if detector.page_title(got.dom) == "PWNED":
@@ -60,12 +62,16 @@ def _normal(text: str) -> str:
 async def test_block_pages_show_every_payload_as_text_only(morning: tuple[hostile.Hostile, dict[str, browser.Loaded]]
                                                           ) -> None:
     h, loaded = morning
-    assert len([p for p in h.block_pages if p.in_browser]) >= 8
-    problems: list[str] = []
+    assert len(h.block_pages) >= 16 and h.blocks_page is not None
+    forms = BLOCK_FORM * sum('action="http://schoolgate.local/review"' in p.html for p in h.block_pages
+                             if not p.in_browser)
+    combined = loaded[h.blocks_page.name]
+    problems = _judge("all block pages", h.blocks_page.html, combined, forms)
+    combined_text = detector.page_text(combined.dom)
     for page in h.block_pages:
         got = loaded.get(page.name)
         problems += _judge(page.name, page.html, got, BLOCK_FORM)
-        text = detector.page_text(got.dom if got else page.html)
+        text = detector.page_text(got.dom) if got else combined_text
         for sent in page.sent:
             shown = sent if len(sent) <= 500 else sent[:500] + "\u2026"
             if _normal(shown) not in text:
