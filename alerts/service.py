@@ -18,6 +18,7 @@ with an injected clock and mailer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from alerts.rules import AlertRules
 from alerts.sender import Backoff, Delivery, Sender
 from alerts.smtp import Mailer, SmtpMailer
 from config.schema import Settings
-from proxy.db import open_db, transaction
+from proxy.db import open_db, transaction, utc_iso
 from proxy.engine import Engine, Evaluation
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class AlertService:
         self.submitted = 0
         self.stored = 0
         self._failed_passes = 0
+        self._stopping = False
 
     # -- the request path ----------------------------------------------------
     def submit(self, ev: Evaluation, url: str, *, at: dt.datetime | None = None, attempt: bool = True) -> None:
@@ -108,15 +110,35 @@ class AlertService:
 
     async def start(self) -> None:
         await self.open()
+        try:
+            await self._retry_pending_now()
+        except Exception as exc:  # noqa: BLE001 - e.g. locked: they go at their own time
+            logger.warning("alerts: could not make the waiting emails due now: %s", exc)
         self._task = asyncio.create_task(self._loop(), name="schoolgate-alerts")
+
+    async def _retry_pending_now(self) -> None:
+        """Emails left pending by an earlier run are tried at once, not after that run's back-off.
+
+        A restart is often what follows fixing the mail settings; the back-off starts again from here.
+        """
+        now = utc_iso(self.clock())
+        cur = await self.conn.execute("UPDATE alert_outbox SET next_attempt_at = ? WHERE status = 'pending' AND "
+                                      "next_attempt_at > ?", (now, now))
+        if cur.rowcount:
+            logger.info("alerts: %d email(s) left waiting by the previous run: trying them now", cur.rowcount)
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # let a pass in progress finish: cancelled between the server's "250" and mark_sent, it would
+            # leave a delivered email pending, and the last pass below would send it a second time
+            self._stopping = True
+            self._wake.set()
             try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+                await asyncio.wait_for(asyncio.shield(self._task), self.stop_timeout_s)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
             self._task = None
         if self._conn is not None:
             try:
@@ -132,6 +154,8 @@ class AlertService:
                 await asyncio.wait_for(self._wake.wait(), self.tick_s)
             except TimeoutError:
                 pass
+            if self._stopping:
+                return
             self._wake.clear()
             try:
                 await self.run_once()

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from proxy.context import Context
 from proxy.runtime import Runtime
 from proxy.service import Service
 from proxy.visitwriter import BatchWriter
@@ -26,8 +27,8 @@ from tests.support.origin import Origin
 from tests.support.school import MONDAY_LESSON, Clock, RouteToOrigin, School, origin_tls_context, write_school
 
 
-async def start_school(tmp: Path, *, at: dt.datetime = MONDAY_LESSON, prepare: Callable[[Runtime], None] | None = None,
-                       **write_kwargs: Any) -> School:
+async def init_school(tmp: Path, **write_kwargs: Any) -> Context:
+    """`schoolgate init` of the demo school on loopback under `tmp` (config, register, index, CA)."""
     from proxy.ca import ensure_ca
     from proxy.cmd_service import _import_register, build_index
 
@@ -37,6 +38,12 @@ async def start_school(tmp: Path, *, at: dt.datetime = MONDAY_LESSON, prepare: C
     assert await _import_register(ctx) == 0
     log = io.StringIO()
     assert build_index(ctx.settings, ctx.index_path, out=log) == 0, log.getvalue()
+    return ctx
+
+
+async def start_school(tmp: Path, *, at: dt.datetime = MONDAY_LESSON, prepare: Callable[[Runtime], None] | None = None,
+                       **write_kwargs: Any) -> School:
+    ctx = await init_school(tmp, **write_kwargs)
     origin = Origin()
     await origin.start(origin_tls_context(tmp))
     clock = Clock(at)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from proxy.db import utc_iso
 from proxy.runtime import Runtime
+from tests.alerts.helpers import Clock, demo_settings, evaluation, service
 from tests.alerts.smtpserver import SmtpServer
 from tests.faults.helpers import free_port, query, scalar, start_school, until
 
@@ -68,3 +70,30 @@ async def test_alerts_survive_a_day_without_smtp_and_are_delivered_once(tmp_path
     assert "6 alert email(s) sent" in caplog.text
     subjects = sorted(r.subject for r in smtp.received)
     assert subjects.count("[Schoolgate] IMMEDIATE: adult content - ks2") == 5
+
+
+async def test_a_restart_tries_the_waiting_emails_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """After the mail settings are fixed and the service restarted, alerts do not sit out the old back-off."""
+    caplog.set_level(logging.INFO)
+    clock = Clock()
+    smtp = SmtpServer(port=free_port())
+    first = service(demo_settings(smtp.port), tmp_path / "db.sqlite3", clock)
+    await first.open()
+    first.submit(evaluation(), "http://pornhub.com/")
+    for _ in range(6):                                 # six failures: the next try is a minute away
+        await first.run_once()
+        clock.advance(minutes=2)
+    clock.advance(minutes=-2)
+    await first.stop()
+    [(next_at,)] = query(tmp_path / "db.sqlite3", "SELECT next_attempt_at FROM alert_outbox")
+    assert next_at > utc_iso(clock())
+    await smtp.start()
+    second = service(demo_settings(smtp.port), tmp_path / "db.sqlite3", clock, tick_s=0.02)
+    try:
+        await second.start()                           # the clock does not move: only the start makes it due
+        await smtp.wait_for(1)
+    finally:
+        await second.stop()
+        await smtp.stop()
+    assert "alerts: 1 email(s) left waiting by the previous run: trying them now" in caplog.text
+    assert len(smtp.received) == 1
