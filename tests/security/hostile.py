@@ -203,6 +203,12 @@ async def browse(h: Hostile) -> None:
     for p in ps[:12]:
         answer = await _get(h, "127.0.0.9", FLAGGED, pupil, [("Host", corpus.for_header(p))])
         h.other_pages.append(Page("host header", answer.text, []))
+    # inside an intercepted HTTPS tunnel the Host header is the browser's to write
+    tunnel = h.school.client("127.0.0.7", auth=pupil)
+    for p in [p for p in ps if corpus.for_login(p) and p.isascii()][:12]:
+        response = await tunnel.get("https://pornhub.com/tls", headers={"Host": p})
+        assert response.status_code == 403     # decided on the tunnel's host, whatever the header says
+        h.other_pages.append(Page("host header in TLS", response.text, []))
 
 
 async def collect(h: Hostile, work: Path) -> None:
