@@ -1,6 +1,6 @@
 """Benchmark of the category engine at full UT1 scale, beside dnsmasq.
 
-    python -m bench.categories [--tree PATH] [--json] [--no-peer] [--queries N]
+    python -m bench.categories [--tree PATH] [--json] [--no-peer] [--queries N] [--passes N]
 
 The tree is a UT1-layout tarball; without --tree the full-scale one is made
 once with `../shared/tools/gen-scale-list --merge ../shared/data/ut1-blacklists.tar.gz`
@@ -10,7 +10,11 @@ and cached under /tmp/schoolgate-bench/ (~5.7M domain lines).  One run measures:
 - open_ms, rss_added_mb, host_lookups_per_s, url_checks_per_s: in a fresh
   subprocess: VmRSS before opening, the first open's time, then N host lookups
   and N whole URL checks (normalise + host + URL lists + expressions) on one
-  core (best of 3 passes), VmRSS after (file pages the lookups touched count);
+  core (best of --passes passes; nothing is cached between passes, every
+  query is a distinct host), VmRSS after (file pages the lookups touched
+  count).  Each rate is given by the wall clock and by the process's CPU
+  time (`*_per_cpu_s`: what one core does when the machine is shared), with
+  the 1-minute load average when the measuring started;
 - the peer, dnsmasq with one `address=/NAME/0.0.0.0` line per listed name
   (PEERS.md): time until it answers a query, and its VmRSS.
 The query mix: a third listed names (all categories), a third subdomains of
@@ -46,7 +50,7 @@ PUBLISHED = [
 ]
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from bench._peers import rss_mb
@@ -54,6 +58,7 @@ from categories.index import CategoryIndex
 from categories.normalise import normalise_url
 queries = json.loads(Path(sys.argv[3]).read_text())
 hosts, urls = queries["hosts"], queries["urls"]
+passes = int(sys.argv[4])
 before = rss_mb()
 t = time.perf_counter()
 ix = CategoryIndex.open(Path(sys.argv[2]))
@@ -63,21 +68,29 @@ for _ in range(5):
     t = time.perf_counter(); CategoryIndex.open(Path(sys.argv[2])).close()
     opens.append((time.perf_counter() - t) * 1000)
 lookup, check = ix.lookup_host, ix.lookup_url
-hits = sum(1 for h in hosts if lookup(h))
-host_s, url_s = [], []
-for _ in range(3):
-    t = time.perf_counter()
+load = os.getloadavg()[0]
+wall, cpu = time.perf_counter, time.process_time
+first_host = [wall(), cpu()]
+hits = sum(1 for h in hosts if lookup(h))  # the first, cold pass (pages of the file faulted in)
+first_host = [wall() - first_host[0], cpu() - first_host[1]]
+host_s, url_s, host_cpu, url_cpu = [], [], [], []
+for _ in range(passes):
+    t, c = wall(), cpu()
     for h in hosts:
         lookup(h)
-    host_s.append(time.perf_counter() - t)
-    t = time.perf_counter()
+    host_s.append(wall() - t); host_cpu.append(cpu() - c)
+    t, c = wall(), cpu()
     for u in urls:
         check(normalise_url(u))
-    url_s.append(time.perf_counter() - t)
+    url_s.append(wall() - t); url_cpu.append(cpu() - c)
 after = rss_mb()
+n = len(hosts)
 print(json.dumps({"open_ms": open_ms, "open_ms_warm": sorted(opens)[2], "rss_before_mb": before,
-                  "rss_after_mb": after, "host_lookups_per_s": len(hosts) / min(host_s),
-                  "url_checks_per_s": len(urls) / min(url_s), "host_hits": hits / len(hosts)}))
+                  "rss_after_mb": after, "host_lookups_per_s": n / min(host_s),
+                  "url_checks_per_s": len(urls) / min(url_s),
+                  "host_lookups_per_cpu_s": n / min(host_cpu), "url_checks_per_cpu_s": len(urls) / min(url_cpu),
+                  "host_lookups_first_pass_per_s": n / first_host[0],
+                  "host_hits": hits / n, "load_avg_1m": load, "load_avg_1m_after": os.getloadavg()[0]}))
 """
 
 
@@ -139,8 +152,8 @@ def compile_tree(tree: Path, index: Path) -> float:
     return time.perf_counter() - start
 
 
-def measure_child(index: Path, queries: Path) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(index), str(queries)],
+def measure_child(index: Path, queries: Path, passes: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(index), str(queries), str(passes)],
                          check=True, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -152,6 +165,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
     ap.add_argument("--no-peer", action="store_true", help="skip dnsmasq")
     ap.add_argument("--queries", type=int, default=100_000)
+    ap.add_argument("--passes", type=int, default=5, help="timed passes over the queries (best counts)")
     args = ap.parse_args()
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
     tree = args.tree or full_tree()
@@ -164,7 +178,7 @@ def main() -> None:
         say(f"compiled in {compile_s:.1f} s, {index.stat().st_size / 1e6:.1f} MB")
         names, urls = read_names(tree, tmp / "domains.txt")
         (tmp / "queries.json").write_text(json.dumps(make_queries(names, urls, args.queries)))
-        child = measure_child(index, tmp / "queries.json")
+        child = measure_child(index, tmp / "queries.json", args.passes)
         result: dict[str, object] = {
             "compile_s": round(compile_s, 2), "compile_peak_rss_mb": round(compile_peak, 1),
             "index_mb": round(index.stat().st_size / 1e6, 1),
@@ -172,6 +186,11 @@ def main() -> None:
             "rss_added_mb": round(child["rss_after_mb"] - child["rss_before_mb"], 1),
             "host_lookups_per_s": round(child["host_lookups_per_s"]),
             "url_checks_per_s": round(child["url_checks_per_s"]),
+            "host_lookups_per_cpu_s": round(child["host_lookups_per_cpu_s"]),
+            "url_checks_per_cpu_s": round(child["url_checks_per_cpu_s"]),
+            "host_lookups_first_pass_per_s": round(child["host_lookups_first_pass_per_s"]),
+            "load_avg_1m": round(child["load_avg_1m"], 2),
+            "load_avg_1m_after": round(child["load_avg_1m_after"], 2),
             "listed_names": len(names), "queries": args.queries,
             "query_hit_rate": round(child["host_hits"], 3),
         }
@@ -191,8 +210,11 @@ def main() -> None:
     say(f"{'':28}{'schoolgate':>14}{'dnsmasq':>12}")
     say(f"{'ready / open':28}{result['open_ms']:>11} ms{result.get('dnsmasq_ready_s', '-'):>10} s")
     say(f"{'resident memory added':28}{result['rss_added_mb']:>11} MB{result.get('dnsmasq_rss_mb', '-'):>9} MB")
-    say(f"{'host lookups/s (1 core)':28}{result['host_lookups_per_s']:>14}")
-    say(f"{'URL checks/s (1 core)':28}{result['url_checks_per_s']:>14}")
+    say(f"{'host lookups/s (1 core)':28}{result['host_lookups_per_s']:>14}"
+        f"   (per CPU second: {result['host_lookups_per_cpu_s']})")
+    say(f"{'URL checks/s (1 core)':28}{result['url_checks_per_s']:>14}"
+        f"   (per CPU second: {result['url_checks_per_cpu_s']})")
+    say(f"{'load average (1 min)':28}{result['load_avg_1m']:>14} on {os.cpu_count()} CPUs")
     say(f"{'compile':28}{result['compile_s']:>12} s (peak RSS {result['compile_peak_rss_mb']} MB)")
     say(f"{'index file':28}{result['index_mb']:>11} MB")
     say("published by others (PEERS.md):")
