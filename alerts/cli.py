@@ -20,6 +20,7 @@ from alerts.procedure import ACTIONS, is_pupil, suggested_actions
 from alerts.render import Renderer
 from alerts.smtp import MailError, SmtpMailer, build_message
 from alerts.views import when
+from proxy.terminal import shown
 from proxy.context import Context
 from proxy.db import open_db
 
@@ -105,10 +106,10 @@ def alerts_pending(args: argparse.Namespace, ctx: Context) -> int:
             nxt = "now" if r.next_attempt_at is None or r.next_attempt_at <= now else when(r.next_attempt_at, tz)
             print(f"  #{r.id}  {r.kind:<8} {r.severity:<9} queued {when(r.created_at, tz)}  attempts {r.attempts}"
                   f"  next try {nxt}")
-            print(f"        {r.subject}")
+            print(f"        {shown(r.subject)}")
             print(f"        to {', '.join(r.recipients)}")
             if r.last_error:
-                print(f"        last error: {r.last_error}")
+                print(f"        last error: {shown(r.last_error)}")
             if r.attempted_at is not None:
                 print("        (a send was begun: the mail server may already have it; the copy sent next "
                       "carries the same Message-ID)")
@@ -129,9 +130,9 @@ def incidents_list(args: argparse.Namespace, ctx: Context) -> int:
         if not found:
             print("no incidents" if args.status == "all" else f"no {args.status} incidents")
         for i in found:
-            who = i.user or i.device or i.client_ip
+            who = shown(i.user or i.device or i.client_ip)
             print(f"{i.ref}  {when(i.opened_at, tz):<32} {i.status:<6} {i.kind:<13} {who:<16} "
-                  f"{i.device or '-':<16} {i.group or '-':<6} {i.hits} hit(s)")
+                  f"{shown(i.device or '-'):<16} {i.group or '-':<6} {i.hits} hit(s)")
         return 0
 
     return asyncio.run(run())
@@ -158,20 +159,21 @@ def incidents_show(args: argparse.Namespace, ctx: Context) -> int:
         print(f"Incident {inc.ref} ({inc.status})")
         print(f"  kind:      {inc.kind}, {inc.severity}")
         print(f"  opened:    {when(inc.opened_at, tz)}")
-        print(f"  who:       {inc.user or 'not logged in'}{f' ({inc.role})' if inc.role else ''}, group {inc.group}")
-        print(f"  device:    {inc.device or '-'} ({inc.device_class}), IP {inc.client_ip}")
+        role = f" ({inc.role})" if inc.role else ""
+        print(f"  who:       {shown(inc.user or 'not logged in')}{role}, group {inc.group}")
+        print(f"  device:    {shown(inc.device or '-')} ({inc.device_class}), IP {inc.client_ip}")
         last = when(summary.last, tz) if summary.last else "-"
         print(f"  hits:      {summary.count}, last {last}; {', '.join(summary.categories)}")
         for url in summary.urls:
-            print(f"             {url}")
+            print(f"             {shown(url)}")
         for term in summary.search_terms:
-            print(f"             search: \"{term}\"")
+            print(f"             search: \"{shown(term)}\"")
         row, actions = suggested_actions(inc.kind, pupil)
         print(f"  policy ({'pupils' if pupil else 'staff'}): {row}")
         print(f"  suggested: {'; '.join(actions)}")
         print("  record:")
         for e in entries:
-            print(f"    {when(e.at, tz)}  {e.action:<24} by {e.by}: {e.outcome}  [{e.hash[:12]}]")
+            print(f"    {when(e.at, tz)}  {e.action:<24} by {shown(e.by)}: {shown(e.outcome)}  [{e.hash[:12]}]")
         opened = next((e for e in entries if e.action == "opened"), None)
         if opened is not None and opened.detail != inc.facts():
             check.problems.append(f"the incident's details differ from those sealed when it opened (entry "

@@ -5,7 +5,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import re
 import sys
 from typing import Any
 
@@ -17,15 +16,8 @@ from proxy.listentries import ListEntryError, add_entry, load_local_lists
 from proxy.overrides import OverrideError, add_override, load_active_overrides
 from proxy.register import load_snapshot
 from proxy.reviews import ReviewError, decide_request, list_requests
+from proxy.terminal import shown
 
-
-# what a terminal would act on or reorder: C0/C1 controls (escape sequences, CR, NUL), line separators, bidi overrides
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def shown(text: str | None) -> str:
-    """Text a visitor typed, made safe for one line of a terminal: those characters written as \\uXXXX."""
-    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text or "")
 
 
 def _at(text: str | None, ctx: Context) -> dt.datetime:

@@ -18,6 +18,7 @@ from proxy import register as reg
 from proxy.context import Context
 from proxy.db import open_db
 from proxy.registercsv import import_devices_csv, import_users_csv
+from proxy.terminal import shown
 
 
 def _by(args: argparse.Namespace) -> str:
@@ -119,8 +120,8 @@ def users_list(args: argparse.Namespace, ctx: Context) -> int:
         print(f"{'username':<18} {'role':<9} {'group':<8} {'consent':<8} {'state':<10} full name")
         for u in users:
             state = reg.effective_state(u, today)
-            print(f"{u.username:<18} {u.role:<9} {u.group_name:<8} {'yes' if u.consent else 'no':<8} "
-                  f"{state:<10} {u.full_name}")
+            print(f"{shown(u.username):<18} {u.role:<9} {u.group_name:<8} {'yes' if u.consent else 'no':<8} "
+                  f"{state:<10} {shown(u.full_name)}")
         return 0
 
     return asyncio.run(run())
@@ -135,7 +136,8 @@ def devices_list(args: argparse.Namespace, ctx: Context) -> int:
             await conn.close()
         print(f"{'name':<18} {'network':<18} {'class':<19} {'mac':<18} assigned to")
         for d in devices:
-            print(f"{d.name:<18} {d.network:<18} {d.device_class:<19} {d.mac or '-':<18} {d.assigned_user or '-'}")
+            print(f"{shown(d.name):<18} {d.network:<18} {d.device_class:<19} {d.mac or '-':<18} "
+                  f"{shown(d.assigned_user or '-')}")
         return 0
 
     return asyncio.run(run())
