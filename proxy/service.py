@@ -107,6 +107,11 @@ class Service:
                 await asyncio.wait_for(self._task, 10)
             except (TimeoutError, asyncio.CancelledError):
                 logger.warning("mitmproxy did not stop in time")
+        if self.master is not None:   # mitmproxy leaves its listening sockets open at shutdown: close them
+            try:
+                await self.master.addons.get("proxyserver").servers.update([])
+            except Exception as exc:  # noqa: BLE001 - stopping goes on
+                logger.warning("could not close the proxy's listening sockets: %s", exc)
         await self.runtime.stop()
 
     async def wait(self) -> None:

@@ -42,7 +42,8 @@ async def init_school(tmp: Path, **write_kwargs: Any) -> Context:
 
 
 async def start_school(tmp: Path, *, at: dt.datetime = MONDAY_LESSON, prepare: Callable[[Runtime], None] | None = None,
-                       **write_kwargs: Any) -> School:
+                       listen_port: int | None = 0, **write_kwargs: Any) -> School:
+    """The demo school's proxy on `listen_port` (0: a free one; None: the config's)."""
     ctx = await init_school(tmp, **write_kwargs)
     origin = Origin()
     await origin.start(origin_tls_context(tmp))
@@ -50,7 +51,7 @@ async def start_school(tmp: Path, *, at: dt.datetime = MONDAY_LESSON, prepare: C
     runtime = Runtime(ctx, clock=clock, refresh_every=0.2)
     if prepare is not None:
         prepare(runtime)
-    service = Service(ctx, runtime=runtime, listen_port=0, extra_addons=[RouteToOrigin(origin)])
+    service = Service(ctx, runtime=runtime, listen_port=listen_port, extra_addons=[RouteToOrigin(origin)])
     await service.start()
     assert service.master is not None
     service.master.options.update(ssl_insecure=True)
