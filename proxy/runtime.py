@@ -33,7 +33,7 @@ from proxy.metrics import Counters, MetricsServer
 from proxy.overrides import load_active_overrides
 from proxy.policy import Identity
 from proxy.register import load_snapshot
-from proxy.status import clear_running, mark_running
+from proxy.runmarker import clear_running, mark_running
 from proxy.visitwriter import BatchWriter
 from reports.schedule import ReportScheduler
 

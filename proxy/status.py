@@ -7,17 +7,14 @@ outbox, the category index's metadata and the updater's state file beside it
 (`INDEX.state.json`, `_last_update`), and the weekly report runs in `meta`
 (written by `reports.schedule`).  The clock and the probes are injectable.
 
-The service also leaves a marker in `meta` (`service_running:PID`) while it
-runs: `mark_running` at start finds the markers of processes that are gone
-(killed, crashed, power cut), logs what that means and counts it
-(`unclean_stops`); `clear_running` removes the marker at a clean stop.
+The proxy line names the running processes from their markers in `meta`
+(`proxy.runmarker`); the store line counts the runs that never stopped cleanly.
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
-import os
 import secrets
 import socket
 import sqlite3
@@ -25,17 +22,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from categories.index import CategoryIndex
 from categories.updater import state_path
 from proxy.context import Context
 from proxy.db import open_db_sync, parse_iso, utc_iso
+from proxy.runmarker import RUNNING_PREFIX
 
 logger = logging.getLogger(__name__)
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-RUNNING_PREFIX = "service_running:"
 ALERT_WARN_AFTER = dt.timedelta(minutes=5)     # alerts go within a minute when the mail server answers
 ALERT_FAIL_AFTER = dt.timedelta(hours=1)
 REPORT_GRACE = dt.timedelta(hours=2)
@@ -60,51 +55,6 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "parts": [asdict(p) for p in self.parts]}
-
-
-# -- the running marker ------------------------------------------------------------------------
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-async def mark_running(conn: aiosqlite.Connection, now: dt.datetime, pid: int | None = None) -> list[dict[str, Any]]:
-    """Record this process as running; return (and log) the earlier runs that never stopped cleanly."""
-    pid = os.getpid() if pid is None else pid
-    async with conn.execute("SELECT key, value FROM meta WHERE key LIKE ?", (RUNNING_PREFIX + "%",)) as cur:
-        rows = await cur.fetchall()
-    unclean = []
-    for key, value in rows:
-        try:
-            marker = json.loads(value)
-            other = int(marker["pid"])
-        except (ValueError, KeyError, TypeError):
-            marker, other = {"pid": None, "started_at": "?"}, -1
-        if other != pid and other > 0 and _alive(other):
-            continue                      # another Schoolgate process on this database (e.g. `schoolgate dns`)
-        unclean.append(marker)
-        await conn.execute("DELETE FROM meta WHERE key = ?", (key,))
-        logger.warning("the previous run (pid %s, started %s) did not stop cleanly (killed or crashed): alerts and "
-                       "incidents it had stored are kept and sent now; visits of its last moments (at most the "
-                       "visit writer's flush interval) may not be logged", marker.get("pid"), marker.get("started_at"))
-    if unclean:
-        await conn.execute("INSERT INTO meta (key, value) VALUES ('unclean_stops', ?) ON CONFLICT (key) DO UPDATE "
-                           "SET value = COALESCE(value, 0) + excluded.value", (len(unclean),))
-        await conn.execute("INSERT INTO meta (key, value) VALUES ('last_unclean_stop', ?) ON CONFLICT (key) DO "
-                           "UPDATE SET value = excluded.value", (json.dumps(unclean[-1], sort_keys=True),))
-    await conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
-                       "excluded.value", (f"{RUNNING_PREFIX}{pid}",
-                                          json.dumps({"pid": pid, "started_at": utc_iso(now)})))
-    return unclean
-
-
-async def clear_running(conn: aiosqlite.Connection, pid: int | None = None) -> None:
-    await conn.execute("DELETE FROM meta WHERE key = ?", (f"{RUNNING_PREFIX}{os.getpid() if pid is None else pid}",))
 
 
 # -- probes ------------------------------------------------------------------------------------
