@@ -22,7 +22,7 @@ def block_response(rt: Runtime, ev: Evaluation, url: str) -> http.Response:
         ev.decision, url=url, host=ev.host, when=now.astimezone(rt.settings.school.timezone),
         reference=reference, school_name=rt.settings.school.name, describe=describe,
         review_action=f"http://{rt.settings.proxy.block_page_name}/review",
-        csrf_token=rt.csrf_token(reference), user=who.user, device=who.device)
+        csrf_token=rt.csrf_token(reference), user=who.user, device=who.device or who.network)
     return http.Response.make(403, page, {
         "Content-Type": "text/html; charset=utf-8",
         "Cache-Control": "no-store",

@@ -179,7 +179,7 @@ def test_illegal_page_never_echoes_the_request() -> None:
 
 def test_unknown_user_and_device() -> None:
     out = render(Page.CATEGORY, user=None, device=None)
-    assert "not signed in" in out
+    assert "nobody signed in" in out
 
 
 def test_long_urls_are_shortened() -> None:
