@@ -1,31 +1,6 @@
 """The compiled category index: one file, memory-mapped, shared by every process.
 
-File format (version 1, all integers little-endian, sections 8-byte aligned):
-
-    offset 0    magic  b"SGCATIDX"
-           8    u32    format version (1)
-           12   u32    B, the bucket bits (8..20)
-           16   u64    N, entries in the name table
-           24   u64    U, hosts in the URL table
-           32   10 x (u64 offset, u64 length): the sections below, in this order
-                (files written before `bloom` and `url_paths` have zeros for them)
-           192  zero padding up to HEADER_SIZE (256)
-    meta        UTF-8 JSON: format, built_at, categories (id -> name), aliases,
-                descriptions, illegal categories, sources with their counts,
-                per-category counts, problems, `sets` (category-id lists),
-                `records` ([suffix set, exact set, has-URL flag]) and
-                `expressions` ([category id, pattern]).
-    dir         (2**B + 1) x u32: name-table index of the first entry of each bucket
-    fp          N x u32: fingerprints, sorted within each bucket
-    val         N x u16: record id of each entry
-    url_keys    U x u64: sorted 64-bit hashes of the hosts that have URL entries
-    url_offs    (U + 1) x u32: offsets into url_blob
-    url_blob    per host: lines "category-id TAB lower-case path-prefix LF"
-    bloom       2**k bits (k <= 26), or empty: bit `crc32(name) & (2**k - 1)` is set
-                for every name in the table (`categories.bloom`)
-    path_keys   K x u64: sorted hashes of "site TAB path" of every URL entry
-                (`categories.urlmatch.path_key`), or empty
-    path_cids   K x u16: the category id of each
+The file format is in `categories.indexfile`.
 
 A host name's 64-bit hash h (`categories.hashing.name_hash`) picks bucket
 `h >> (64 - B)` and fingerprint `(h >> (32 - B)) & 0xFFFFFFFF`: B + 32 bits of
@@ -53,21 +28,23 @@ from types import TracebackType
 from typing import Any
 from zlib import crc32 as _crc32
 
-from categories import bloom
 from categories.errors import IndexFormatError
+from categories.explain import explain_url, url_hashes
 from categories.expressions import ExpressionSet
 from categories.hashing import md5_digest as _md5
+from categories.indexfile import (  # re-exported: the compiler and others import them from here
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    SECTIONS,
+    VERSION,
+    read_header,
+)
 from categories.normalise import NormalisedURL
 from categories.urlmatch import SMALL_BLOB, hashed_ids, matching_ids, path_matches
 
 logger = logging.getLogger(__name__)
 
-MAGIC = b"SGCATIDX"
-VERSION = 1
-HEADER_SIZE = 256
-HEADER = struct.Struct("<8sIIQQ20Q")
-SECTIONS = ("meta", "dir", "fp", "val", "url_keys", "url_offs", "url_blob", "bloom",
-            "path_keys", "path_cids")
 _ALL_PASS = memoryview(b"\xff")  # the filter of a file without one: every name may be listed
 EMPTY: frozenset[str] = frozenset()
 _unpack_q = struct.Struct(">Q").unpack_from  # the first 8 bytes of a digest: `name_hash`
@@ -79,32 +56,9 @@ class CategoryIndex:
     def __init__(self, path: Path, mapping: mmap.mmap) -> None:
         self.path = path
         self._mmap = mapping
-        try:
-            magic, version, bits, n, u, *offsets = HEADER.unpack_from(mapping, 0)
-        except struct.error as exc:
-            raise IndexFormatError(f"{path}: too short to be a category index") from exc
-        if magic != MAGIC:
-            raise IndexFormatError(f"{path}: not a category index (bad magic)")
-        if version != VERSION:
-            raise IndexFormatError(f"{path}: format version {version}, expected {VERSION}")
-        bounds: dict[str, tuple[int, int]] = {}
-        for i, name in enumerate(SECTIONS):
-            start, length = offsets[2 * i], offsets[2 * i + 1]
-            if start + length > len(mapping):
-                raise IndexFormatError(f"{path}: truncated (section {name})")
-            bounds[name] = (start, start + length)
-        expected = {"dir": 4 * ((1 << bits) + 1), "fp": 4 * n, "val": 2 * n,
-                    "url_keys": 8 * u, "url_offs": 4 * (u + 1)}
-        for name, size in expected.items():
-            if bounds[name][1] - bounds[name][0] != size:
-                raise IndexFormatError(f"{path}: section {name} does not match the header")
+        bits, n, u, bounds = read_header(mapping, path)
         bloom_bytes = bounds["bloom"][1] - bounds["bloom"][0]
         path_entries = (bounds["path_keys"][1] - bounds["path_keys"][0]) // 8
-        if (bounds["path_keys"][1] - bounds["path_keys"][0] != 8 * path_entries
-                or bounds["path_cids"][1] - bounds["path_cids"][0] != 2 * path_entries):
-            raise IndexFormatError(f"{path}: sections path_keys and path_cids do not match")
-        if bloom_bytes & (bloom_bytes - 1) or bloom_bytes > bloom.MAX_BITS >> 3:
-            raise IndexFormatError(f"{path}: section bloom is not a power of two bytes")
         try:
             meta = json.loads(mapping[bounds["meta"][0]: bounds["meta"][1]])
         except ValueError as exc:
@@ -274,10 +228,10 @@ class CategoryIndex:
             if self._tlds:
                 found = self._tld(host, found)
                 if self._url_tlds:
-                    url_hosts += [(h, site) for h, site in self._url_hashes(host) if b"." not in site]
+                    url_hosts += [(h, site) for h, site in url_hashes(self, host) if b"." not in site]
         else:  # an IP address: itself only
             found = self.lookup_host(host)
-            url_hosts = self._url_hashes(host)
+            url_hosts = url_hashes(self, host)
         path = url.path
         query = url.query
         if url_hosts:
@@ -304,15 +258,6 @@ class CategoryIndex:
             return int(self._val[j])
         return -1
 
-    def _url_hashes(self, host: str) -> list[tuple[int, bytes]]:
-        """(hash, name) of the listed suffixes of host (or the IP) that have URL entries."""
-        out = []
-        for rid, start in self._matches(host):
-            if self._has_url[rid]:
-                site = host[start:].encode()
-                out.append((_unpack_q(_md5(site).digest())[0], site))
-        return out
-
     def _url_ids(self, h: int, site: bytes, prefix: str) -> list[int]:
         """Category ids of the URL entries of `site` (hash h) that match the request's prefix."""
         keys = self._url_keys
@@ -326,61 +271,13 @@ class CategoryIndex:
         return hashed_ids(site, prefix, self._path_keys, self._path_cids)
 
     # -- slow path, for `categories lookup --json` and `schoolgate explain` ------------------
-    def _matches(self, host: str) -> list[tuple[int, int]]:
-        """(record id, offset of the suffix in host) for the host and each listed parent suffix."""
-        out: list[tuple[int, int]] = []
-        if not host:
-            return out
-        if ":" in host or host[-1].isdigit():  # an IP literal: itself only
-            rid = self._probe(host.encode())
-            return [(rid, 0)] if rid >= 0 else out
-        raw = host.encode()
-        start = 0
-        last = raw.rfind(b".")
-        while start <= last:
-            rid = self._probe(raw[start:])
-            if rid >= 0:
-                out.append((rid, start))
-            start = raw.find(b".", start) + 1
-        rid = self._tlds.get(host[last + 1:], -1)
-        if rid >= 0:
-            out.append((rid, last + 1))
-        return out
-
-    def _url_entries(self, host: str) -> list[tuple[str, str]]:
-        """(category, path prefix) entries listed for exactly this host."""
-        h = _unpack_q(_md5(host.encode()).digest())[0]
-        keys = self._url_keys
-        j = bisect_left(keys, h)
-        if j == len(keys) or keys[j] != h:
-            return []
-        blob = self._views["url_blob"][self._url_offs[j]: self._url_offs[j + 1]]
-        out = []
-        for line in bytes(blob).decode("utf-8").splitlines():
-            cid, _, path = line.partition("\t")
-            out.append((self.categories[int(cid)], path))
-        return out
-
     def explain_url(self, url: NormalisedURL) -> list[dict[str, str]]:
         """Every entry that matched: {"entry", "list": domains|urls|expressions, "category"}."""
-        out: list[dict[str, str]] = []
-        if url.kind == "invalid" or not url.host:
-            return out
-        host = url.host
-        prefix = url.target[len(host):].lower()
-        for rid, start in self._matches(host):
-            suffix = host[start:]
-            exact_cats, suffix_cats, has_url = self._records[rid]
-            for category in sorted(exact_cats if suffix == host else suffix_cats):
-                entry = suffix if category in suffix_cats else f"www.{suffix}"
-                out.append({"entry": entry, "list": "domains", "category": category})
-            if has_url:
-                for category, path in self._url_entries(suffix):
-                    if path_matches(prefix, path):
-                        out.append({"entry": suffix + path, "list": "urls", "category": category})
-        for category, pattern in self._expressions.matching(url.target):
-            out.append({"entry": pattern, "list": "expressions", "category": category})
-        return out
+        return explain_url(self, url)
 
     def __repr__(self) -> str:
         return f"CategoryIndex({str(self.path)!r}, {len(self._fp)} names)"
+
+
+__all__ = ["EMPTY", "HEADER", "HEADER_SIZE", "MAGIC", "SECTIONS", "VERSION", "CategoryIndex",
+           "path_matches"]

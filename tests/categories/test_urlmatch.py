@@ -5,6 +5,7 @@ import random
 from pathlib import Path
 
 from categories.compiler import compile_index
+from categories.explain import url_entries
 from categories.index import CategoryIndex
 from categories.lists import CategoryLists
 from categories.normalise import normalise_url
@@ -67,7 +68,7 @@ def test_index_with_many_entries_per_host(tmp_path: Path) -> None:
     lists.add_domains("games", ["docs.example.com"])
     compile_index([lists], tmp_path / "idx")
     with CategoryIndex.open(tmp_path / "idx") as index:
-        assert sum(len(p) for _c, p in index._url_entries("docs.example.com")) > SMALL_BLOB
+        assert sum(len(p) for _c, p in url_entries(index, "docs.example.com")) > SMALL_BLOB
         cases = {
             f"https://docs.example.com{big[7].split('.com', 1)[1]}?usp=sharing": {"games", "shared"},
             "https://docs.example.com/document/d/42/edit": {"games", "child"},
