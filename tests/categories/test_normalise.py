@@ -117,3 +117,32 @@ def test_path_query_fragment() -> None:
     assert u.target == "x.com/a/c?x=1&y"
     assert normalise_url("http://x.com").path == "/"
     assert normalise_url("http://x.com?q").target == "x.com/?q"
+
+
+def test_fast_path_leaves_white_space_and_controls_to_the_general_path() -> None:
+    assert normalise_url("http://x.com/a\tb").path == "/ab"  # browsers drop tabs and newlines
+    assert normalise_url("http://x.com/a?q=1\n").query == "q=1"
+    assert normalise_url("http://x.com/a ").path == "/a"     # and trailing spaces
+    assert normalise_url("http://x.com/a\x00").path == "/a"
+    assert normalise_url("http://x.com/a b").path == "/a b"  # an inner space stays, as before
+    assert normalise_url(f"http://{'a' * 64}.com/").kind == "invalid"  # long label: general path
+
+
+def test_fast_path_equals_general_path_on_generated_urls() -> None:
+    """Whatever the fast path accepts, the general path normalises the same way."""
+    import random
+
+    from categories.normalise import _fast_url, _normalise_url_slow
+
+    rng = random.Random(12)
+    schemes = ["http://", "https://", "HTTPS://", "ftp://", ""]
+    labels = ["a", "example", "www", "b-c", "_x", "1", "x1", "A", "a" * 63, "a" * 64, "é"]
+    tails = ["", "/", "/a/b", "/a/./b", "/a/../b", "/%7e", "/a b", "/a\tb", "?q=1", "?q=%41&x",
+             "#frag", "#f\n", "/x?y#z", "\\a", ":8080/", ":99999/", ":/", " ", "\x00", "/."]
+    fast = 0
+    for _ in range(20000):
+        host = ".".join(rng.choice(labels) for _ in range(rng.randint(1, 4)))
+        url = rng.choice(schemes) + host + "".join(rng.choice(tails) for _ in range(rng.randint(0, 3)))
+        fast += _fast_url(url) is not None
+        assert normalise_url(url) == _normalise_url_slow(url), url
+    assert fast > 2000  # the generated URLs exercise the fast path too
