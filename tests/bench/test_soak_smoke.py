@@ -10,7 +10,6 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -51,7 +50,6 @@ async def test_soak_runs_end_to_end(tmp_path: Path) -> None:
     work = Path(tempfile.mkdtemp(prefix="sg-soak-smoke-"))   # not under tmp_path: nginx's worker must read it
     opts = SoakOptions(minutes=9 / 60, rps=8, qps=10, sample_s=3, warmup_s=3)
     said: list[str] = []
-    result: dict[str, Any]
     try:
         result = await run_soak(opts, template=data, listed=[n for names in LISTS.values() for n in names],
                                 workdir=work, say=said.append)
