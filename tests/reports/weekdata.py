@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from config.loader import DEFAULT_CONFIG, load_settings
 from config.schema import Settings
-from proxy.audit import audit
 from proxy.db import open_db, open_db_sync, utc_iso
 from proxy.listentries import add_entry
 from proxy.overrides import add_override
@@ -167,17 +166,10 @@ async def _changes(db_path: Path, settings: Settings) -> None:
     conn = await open_db(db_path)
     try:
         tue = START + dt.timedelta(days=1, hours=10)
-        # proxy.overrides / proxy.listentries stamp their audit rows with the real clock (not `now`), so the
-        # audit rows they would write are written here as they write them, at the week's times
-        override = await add_override(conn, settings, group="ks2", minutes=45, by="teacher",
-                                      reason="Tudor games lesson", now=tue, category="games")
-        await audit(conn, actor="teacher", action="override.add", subject="group:ks2",
-                    details={"id": override.id, "category": "games", "domain": None, "minutes": 45,
-                             "ends_at": utc_iso(tue + dt.timedelta(minutes=45))}, reason="Tudor games lesson", now=tue)
-        entry = await add_entry(conn, kind="allow", domain="scratch.mit.edu", category="*", reason="coding club",
-                                by="technical support", now=tue + dt.timedelta(hours=1))
-        await audit(conn, actor="technical support", action="lists.allow", subject="scratch.mit.edu",
-                    details={"id": entry, "category": "*"}, reason="coding club", now=tue + dt.timedelta(hours=1))
+        await add_override(conn, settings, group="ks2", minutes=45, by="teacher", reason="Tudor games lesson",
+                           now=tue, category="games")
+        await add_entry(conn, kind="allow", domain="scratch.mit.edu", category="*", reason="coding club",
+                        by="technical support", now=tue + dt.timedelta(hours=1))
         await ban(conn, "y6.banned", None, "esafety.lead", "misuse incident", now=tue + dt.timedelta(days=1))
         await set_consent(conn, "y5.noconsent", True, "head", "form returned", now=tue + dt.timedelta(days=2))
         rid = await add_request(conn, ref="R1", url="https://facebook.com/school", host="facebook.com",
