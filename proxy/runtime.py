@@ -29,6 +29,7 @@ from proxy.db import open_db
 from proxy.decision import Decision
 from proxy.engine import Engine
 from proxy.listentries import load_local_lists
+from proxy.listupdater import ListUpdater
 from proxy.metrics import Counters, MetricsServer
 from proxy.overrides import load_active_overrides
 from proxy.policy import Identity
@@ -85,6 +86,7 @@ class Runtime:
         self.writer = BatchWriter(ctx.db_path, queue_size=st.visit_queue, batch_size=st.batch_size,
                                   flush_interval=st.flush_interval_s)
         self.alerts = AlertService(self.settings, ctx.db_path, clock=clock, watch_topic=topic_from(self.engine))
+        self.lists = ListUpdater(ctx, clock)
         self.reports = ReportScheduler(self.settings, ctx.db_path, ctx.reports_dir, index_path=ctx.index_path,
                                        clock=clock)
         self.secret = _load_secret(ctx.data_dir / "secret.key")
@@ -109,6 +111,7 @@ class Runtime:
         if self.background:
             await self.alerts.start()
             await self.reports.start()
+            await self.lists.start()
         self._task = asyncio.create_task(self._refresh_loop(), name="schoolgate-refresh")
         m = self.settings.metrics
         if m.enabled and self.background:
@@ -131,6 +134,7 @@ class Runtime:
                 pass
             self._task = None
         if self.background:
+            await self.lists.stop()
             await self.reports.stop()
             await self.alerts.stop()
         await self.writer.stop()
