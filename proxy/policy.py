@@ -96,73 +96,135 @@ def decide(settings: Settings, who: Identity, req: Request, at: dt.datetime,
     group = settings.groups[group_name]
     cats = req.categories
 
-    def block(rule: str, reason: str, page: Page, hit: frozenset[str] | tuple[str, ...] = (),
-              severity: str | None = None) -> Decision:
-        shown = tuple(sorted(hit)) if hit else tuple(sorted(cats))
-        sev = _severity(settings, cats, group) if severity is None else severity
-        return Decision(Action.BLOCK, group_name, rule, reason, shown, page, bool(sev), sev, _intercept(who))
-
     if not who.known:
-        return block("client.outside_networks",
-                     f"{who.client_ip} is not on any of the school's networks, so it may not use this filter",
-                     Page.REFUSED, severity="")
+        return _block(settings, who, group, group_name, cats, "client.outside_networks",
+                      f"{who.client_ip} is not on any of the school's networks, so it may not use this filter",
+                      Page.REFUSED, severity="")
     illegal = cats & ILLEGAL_CATEGORIES
     if illegal:
-        return block("illegal_tier", "This address is on a list of illegal content (Internet Watch Foundation "
-                     "or Counter Terrorism Internet Referral Unit); it cannot be unblocked",
-                     Page.ILLEGAL, illegal, severity="immediate")
+        return _block(settings, who, group, group_name, cats, "illegal_tier", "This address is on a list of "
+                      "illegal content (Internet Watch Foundation or Counter Terrorism Internet Referral Unit); "
+                      "it cannot be unblocked", Page.ILLEGAL, illegal, severity="immediate")
     if who.device_class == "pupil_owned" or who.access == "none":
-        return block("device.not_allowed", "Personal devices belonging to pupils may not use the school internet",
-                     Page.DEVICE_NOT_ALLOWED)
+        return _block(settings, who, group, group_name, cats, "device.not_allowed",
+                      "Personal devices belonging to pupils may not use the school internet", Page.DEVICE_NOT_ALLOWED)
     register = _register_rule(who)
     if register is not None:
         rule, reason, page = register
-        return block(rule, reason, page)
+        return _block(settings, who, group, group_name, cats, rule, reason, page)
     if who.access == "internet_only" and any(settings.is_internal(ip) for ip in req.dest_ips):
-        return block("network.internal_only_device", f"{who.device_class.replace('_', '-')} devices may use the "
-                     "internet only, not the school's internal network", Page.INTERNAL, severity="")
+        return _block(settings, who, group, group_name, cats, "network.internal_only_device",
+                      f"{who.device_class.replace('_', '-')} devices may use the internet only, not the school's "
+                      "internal network", Page.INTERNAL, severity="")
     if req.host_kind == "invalid" and (group.is_pupil or group.fail_closed):
-        return block("host.unparseable", f"The address could not be understood ({req.problem or 'invalid host'})",
-                     Page.CATEGORY, severity="")
-    active = [o for o in overrides if o.group == group_name and o.active(at)] if group.overridable else []
-    domain_override = next((o for o in active if o.covers_host(req.host)), None)
+        return _block(settings, who, group, group_name, cats, "host.unparseable",
+                      f"The address could not be understood ({req.problem or 'invalid host'})", Page.CATEGORY,
+                      severity="")
+    active = [o for o in overrides if o.group == group_name and o.active(at)] if overrides and group.overridable \
+        else []
+    domain_override = next((o for o in active if o.covers_host(req.host)), None) if active else None
     if req.host_kind in ("ipv4", "ipv6") and group.block_bare_ip and domain_override is None:
         sev = settings.alerts.bare_ip if group.is_pupil else ""
-        return block("bare_ip", "Web addresses made only of numbers are not allowed for pupils, because they "
-                     "are used to get round the filter", Page.CATEGORY, ("bare-ip",), severity=sev)
-    lifted = frozenset(o.category for o in active if o.category) if domain_override is None else cats
-    local = at.astimezone(settings.school.timezone)
-    blocked_cats = group.block | (group.block_in_hours if settings.school.hours.contains(local) else frozenset())
-    blocked = (cats & blocked_cats) - lifted
+        return _block(settings, who, group, group_name, cats, "bare_ip", "Web addresses made only of numbers are "
+                      "not allowed for pupils, because they are used to get round the filter", Page.CATEGORY,
+                      ("bare-ip",), severity=sev)
+    if domain_override is not None:
+        lifted = cats
+    else:
+        lifted = frozenset(o.category for o in active if o.category) if active else frozenset()
+    # cats & (block | block_in_hours when in hours) - lifted; the clock is read only if it can matter
+    blocked = cats & group.block
+    timed = cats & group.block_in_hours
+    if timed and _in_school_hours(settings, at):
+        blocked |= timed
+    if lifted:
+        blocked -= lifted
     if blocked and req.circumvention_rule:   # the more specific reason: an attempt to get round the filter
         sev = _stronger(_severity(settings, cats, group), settings.alerts.circumvention)
-        return block(req.circumvention_rule, req.circumvention_reason or "An attempt to get round the filter",
-                     Page.CATEGORY, blocked, severity=sev)
+        return _block(settings, who, group, group_name, cats, req.circumvention_rule,
+                      req.circumvention_reason or "An attempt to get round the filter", Page.CATEGORY, blocked,
+                      severity=sev)
     if blocked:
-        timed = blocked <= group.block_in_hours and not (blocked & group.block)
-        when = " during school hours" if timed else ""
-        return block("category.school_hours" if timed else "category.blocked",
-                     f"{_names(blocked)} {'is' if len(blocked) == 1 else 'are'} blocked for {group_name}{when}",
-                     Page.CATEGORY, blocked)
-    if group.mode == "walled_garden" and domain_override is None and not (cats & (group.allow | lifted)):
-        return block("walled_garden", f"This site is not on the {group_name} list of allowed sites yet; "
-                     "a teacher can add it", Page.WALLED_GARDEN)
+        in_hours_only = blocked <= group.block_in_hours and not (blocked & group.block)
+        when = " during school hours" if in_hours_only else ""
+        return _block(settings, who, group, group_name, cats,
+                      "category.school_hours" if in_hours_only else "category.blocked",
+                      f"{_names(blocked)} {'is' if len(blocked) == 1 else 'are'} blocked for {group_name}{when}",
+                      Page.CATEGORY, blocked)
+    if group.mode == "walled_garden" and domain_override is None and not (cats & group.allow or cats & lifted):
+        return _block(settings, who, group, group_name, cats, "walled_garden", f"This site is not on the "
+                      f"{group_name} list of allowed sites yet; a teacher can add it", Page.WALLED_GARDEN)
     if req.circumvention_rule:
-        return block(req.circumvention_rule, req.circumvention_reason or "An attempt to get round the filter",
-                     Page.CATEGORY, severity=settings.alerts.circumvention)
-    override = domain_override or next((o for o in active if o.category in cats), None)
+        return _block(settings, who, group, group_name, cats, req.circumvention_rule,
+                      req.circumvention_reason or "An attempt to get round the filter", Page.CATEGORY,
+                      severity=settings.alerts.circumvention)
+    override = domain_override or (next((o for o in active if o.category in cats), None) if active else None)
     sev = _severity(settings, cats, group)
     if req.watch_topic:
         sev = _stronger(sev, settings.alerts.watchlists.get(req.watch_topic, ""))
+    shown = tuple(sorted(cats)) if cats else ()
     if override is not None:
-        what = override.domain or override.category
-        until = override.ends_at.astimezone(settings.school.timezone)
-        reason = f"Allowed for {group_name} by {override.by or 'a teacher'} until {until:%H:%M} ({what})"
-        return Decision(Action.ALLOW, group_name, "override", reason, tuple(sorted(cats)), Page.NONE,
-                        bool(sev), sev, _intercept(who), override.id)
-    reason = "Allowed" if not req.watch_topic else f"Allowed; the search matched the {req.watch_topic} watch list"
-    return Decision(Action.ALLOW, group_name, "allow.search_watch" if req.watch_topic else "allow",
-                    reason, tuple(sorted(cats)), Page.NONE, bool(sev), sev, _intercept(who))
+        return Decision(Action.ALLOW, group_name, "override", _override_reason(settings, override, group_name),
+                        shown, Page.NONE, bool(sev), sev, who.tls == "intercept", override.id)
+    if req.watch_topic:
+        return Decision(Action.ALLOW, group_name, "allow.search_watch",
+                        f"Allowed; the search matched the {req.watch_topic} watch list", shown, Page.NONE,
+                        bool(sev), sev, who.tls == "intercept")
+    return Decision(Action.ALLOW, group_name, "allow", "Allowed", shown, Page.NONE, bool(sev), sev,
+                    who.tls == "intercept")
+
+
+def _block(settings: Settings, who: Identity, group: Group, group_name: str, cats: frozenset[str], rule: str,
+           reason: str, page: Page, hit: frozenset[str] | tuple[str, ...] = (),
+           severity: str | None = None) -> Decision:
+    shown = tuple(sorted(hit)) if hit else tuple(sorted(cats))
+    sev = _severity(settings, cats, group) if severity is None else severity
+    return Decision(Action.BLOCK, group_name, rule, reason, shown, page, bool(sev), sev, _intercept(who))
+
+
+# Memos of pure functions of their arguments (no state of their own, so `decide` stays pure): the
+# answers cannot differ from computing them afresh, and they spare a time-zone conversion per request.
+_hours_memo: tuple[object, int, bool] | None = None              # (school, minute, in hours)
+_reason_memo: dict[tuple[int, str], tuple[Override, object, str]] = {}
+
+
+def _in_school_hours(settings: Settings, at: dt.datetime) -> bool:
+    """`settings.school.hours.contains(at in school time)`, worked out once per minute.
+
+    School hours are whole minutes and every time-zone offset in use is whole minutes, so the answer
+    is the same for the whole minute (the memo is not used when either is not so).
+    """
+    global _hours_memo
+    school = settings.school
+    memo = _hours_memo
+    if at.tzinfo is None:
+        return school.hours.contains(at.astimezone(school.timezone))
+    minute = int(at.timestamp() // 60)
+    if memo is not None and memo[0] is school and memo[1] == minute:
+        return memo[2]
+    local = at.astimezone(school.timezone)
+    answer = school.hours.contains(local)
+    hours, offset = school.hours, local.utcoffset()
+    if (offset is not None and offset % dt.timedelta(minutes=1) == dt.timedelta(0)
+            and not (hours.start.second or hours.start.microsecond or hours.end.second or hours.end.microsecond)):
+        _hours_memo = (school, minute, answer)
+    return answer
+
+
+def _override_reason(settings: Settings, override: Override, group_name: str) -> str:
+    """Why an override allows this ("... until 14:30 (games)"), formatted once per override and group."""
+    tz = settings.school.timezone
+    key = (id(override), group_name)
+    memo = _reason_memo.get(key)
+    if memo is not None and memo[0] is override and memo[1] is tz:
+        return memo[2]
+    what = override.domain or override.category
+    until = override.ends_at.astimezone(tz)
+    reason = f"Allowed for {group_name} by {override.by or 'a teacher'} until {until:%H:%M} ({what})"
+    if len(_reason_memo) >= 1024:
+        _reason_memo.clear()
+    _reason_memo[key] = (override, tz, reason)
+    return reason
 
 
 def decide_failure(settings: Settings, who: Identity, problem: str) -> Decision:
@@ -199,16 +261,21 @@ def _register_rule(who: Identity) -> tuple[str, str, Page] | None:
 
 def _severity(settings: Settings, cats: frozenset[str], group: Group) -> str:
     """The alert severity of a hit on `cats` for `group` ("" = not flagged)."""
-    if cats & (settings.alerts.immediate | group.alert_immediate):
+    if not cats:
+        return ""
+    alerts = settings.alerts
+    if cats & alerts.immediate or cats & group.alert_immediate:
         return "immediate"
-    if cats & (settings.alerts.digest | group.alert_digest):
+    if cats & alerts.digest or cats & group.alert_digest:
         return "digest"
     return ""
 
 
+_SEVERITY_ORDER = {"": 0, "digest": 1, "immediate": 2}
+
+
 def _stronger(a: str, b: str) -> str:
-    order = {"": 0, "digest": 1, "immediate": 2}
-    return a if order.get(a, 0) >= order.get(b, 0) else b
+    return a if _SEVERITY_ORDER.get(a, 0) >= _SEVERITY_ORDER.get(b, 0) else b
 
 
 def _intercept(who: Identity) -> bool:
