@@ -4,6 +4,8 @@ Refuses clients outside the configured networks at connect time, so
 Schoolgate is never an open proxy, and records the `Identity` of each flow
 in `flow.metadata` for the addons after it.  Proxy login comes from
 mitmproxy's own `proxyauth` addon (htpasswd or LDAP), which runs before this.
+The engine keeps each connection's identity (per login) while nothing it
+depends on changes; it is forgotten when the client disconnects.
 """
 from __future__ import annotations
 
@@ -26,16 +28,24 @@ class Identify:
             client.error = "Schoolgate is not running yet"
             return
         ip = client.peername[0] if client.peername else ""
-        who = self.ref.rt.engine.identify(ip)
+        rt = self.ref.rt
+        who = rt.engine.identify(ip, None, rt.clock(), conn=client.id)
         if not who.known:
             logger.warning("refused %s: not on any of the school's networks", ip)
             client.error = "Schoolgate: client outside the school's networks"
 
+    def client_disconnected(self, client: connection.Client) -> None:
+        if self.ref.runtime is not None:
+            self.ref.runtime.engine.forget_connection(client.id)
+
     def _identify(self, flow: http.HTTPFlow) -> Identity:
-        ip = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+        client = flow.client_conn
+        ip = client.peername[0] if client.peername else ""
         auth = flow.metadata.get("proxyauth")
         login = auth[0] if isinstance(auth, tuple) and auth and auth[0] else None
-        who = self.ref.rt.engine.identify(ip, login, self.ref.rt.clock())
+        rt = self.ref.rt
+        # kept per connection and login until the register, ARP table, overrides or date change
+        who = rt.engine.identify(ip, login, rt.clock(), conn=client.id)
         flow.metadata[IDENTITY] = who
         return who
 

@@ -28,7 +28,8 @@ class TlsPolicy:
         client = data.context.client
         ip = client.peername[0] if client.peername else ""
         host = data.client_hello.sni or (data.context.server.address[0] if data.context.server.address else "")
-        engine = self.ref.rt.engine
-        who = engine.identify(ip)
+        rt = self.ref.rt
+        engine = rt.engine
+        who = engine.identify(ip, None, rt.clock(), conn=client.id)
         if not should_intercept(engine.settings, who, host.lower().rstrip(".")):
             data.ignore_connection = True

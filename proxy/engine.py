@@ -7,15 +7,23 @@ URL, looks up its categories, detects circumvention and watch-listed search
 terms, then calls `proxy.policy.decide`.  The state is refreshed from the
 database by `refresh()` (the service calls it every few seconds), never on the
 request path.
+
+`generation` counts the changes of what an identity depends on (settings,
+register snapshot, ARP table) and of the overrides: assigning an equal value
+(a reload that found nothing new) does not bump it.  `identify(..., conn=KEY)`
+keeps each client connection's identity (per login) until the generation or
+the school's date changes, or `forget_connection(KEY)` is called.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from categories.live import LiveIndex
 from categories.normalise import normalise_host, normalise_url
@@ -23,7 +31,7 @@ from categories.tuning import LocalLists
 from config.schema import Settings
 from proxy.circumvention import detect_circumvention
 from proxy.decision import Decision
-from proxy.identity import EmptyRegister, Register, identify
+from proxy.identity import EmptyRegister, IdentityCache, Register, identify
 from proxy.policy import Identity, Override, Request, decide, decide_failure
 from proxy.searchterms import SearchTerm, extract_search
 from proxy.watchlists import Watchlists
@@ -50,23 +58,101 @@ class Engine:
     def __init__(self, settings: Settings, index_path: Path | None = None,
                  register: Register | None = None, local: LocalLists | None = None,
                  overrides: Sequence[Override] = (), watchlists: Watchlists | None = None) -> None:
-        self.settings = settings
+        self.generation = 0
+        self._settings = settings
         self.index = LiveIndex(index_path) if index_path is not None else None
-        self.register: Register = register or EmptyRegister()
+        self._register: Register = register or EmptyRegister()
         self.local = local or LocalLists(())
-        self.overrides: tuple[Override, ...] = tuple(overrides)
+        self._overrides: tuple[Override, ...] = tuple(overrides)
         self.watchlists = watchlists or Watchlists.load()
-        self.arp: dict[str, str] = {}
+        self._arp: Mapping[str, str] = {}
         self.failures = 0
+        self.identities = IdentityCache()
+        self._day: tuple[dt.datetime, dt.datetime, dt.date, object] | None = None   # start, end (UTC), date, tz
+
+    # what an identity depends on: a change (not a reload of the same) bumps `generation`
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        if value is not self._settings:
+            self._settings = value
+            self._day = None
+            self.generation += 1
+
+    @property
+    def register(self) -> Register:
+        return self._register
+
+    @register.setter
+    def register(self, value: Register) -> None:
+        if value is not self._register and value != self._register:
+            self.generation += 1
+        self._register = value
+
+    @property
+    def arp(self) -> Mapping[str, str]:
+        return self._arp
+
+    @arp.setter
+    def arp(self, value: Mapping[str, str]) -> None:
+        if value is not self._arp and value != self._arp:
+            self.generation += 1
+        self._arp = value
+
+    @property
+    def overrides(self) -> tuple[Override, ...]:
+        return self._overrides
+
+    @overrides.setter
+    def overrides(self, value: Sequence[Override]) -> None:
+        value = tuple(value)
+        if value != self._overrides:
+            self.generation += 1
+        self._overrides = value
 
     def categorise_host(self, host: str) -> frozenset[str]:
         index = self.index.current if self.index is not None else None
         cats = index.lookup_host(host) if index is not None else frozenset()
         return self.local.apply(host, cats)
 
-    def identify(self, client_ip: str, login: str | None = None, at: dt.datetime | None = None) -> Identity:
-        today = (at or dt.datetime.now(dt.UTC)).astimezone(self.settings.school.timezone).date()
-        return identify(self.settings, self.register, client_ip, login, today, self.arp)
+    def identify(self, client_ip: str, login: str | None = None, at: dt.datetime | None = None, *,
+                 conn: Hashable | None = None) -> Identity:
+        """Who is at `client_ip` (logged in as `login`) on the school's date at `at`.
+
+        With `conn` (a client connection's key) the identity is kept for that connection and login
+        until the register, ARP table, overrides or settings change or the date does.
+        """
+        today = self.local_date(at or dt.datetime.now(dt.UTC))
+        if conn is None:
+            return identify(self.settings, self.register, client_ip, login, today, self.arp)
+        key = (self.generation, today, client_ip)
+        who = self.identities.get(conn, login, key)
+        if who is None:
+            who = identify(self.settings, self.register, client_ip, login, today, self.arp)
+            self.identities.put(conn, login, key, who)
+        return who
+
+    def forget_connection(self, conn: Hashable) -> None:
+        """The client connection `conn` closed: drop its identities."""
+        self.identities.forget(conn)
+
+    def local_date(self, at: dt.datetime) -> dt.date:
+        """The school's date at `at` (remembered for the day: no time zone conversion per request)."""
+        tz = self.settings.school.timezone
+        day = self._day
+        if day is not None and day[3] is tz and at.tzinfo is not None and day[0] <= at < day[1]:
+            return day[2]
+        today = at.astimezone(tz).date()
+        if at.tzinfo is not None:
+            start = dt.datetime.combine(today, dt.time(), tzinfo=tz).astimezone(dt.UTC)
+            end = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+            if start.astimezone(tz).date() == today and (end - dt.timedelta(microseconds=1)).astimezone(tz).date() \
+                    == today and start <= at < end:
+                self._day = (start, end, today, tz)
+        return today
 
     def evaluate(self, who: Identity, url: str, *, method: str = "GET", at: dt.datetime | None = None,
                  headers: Mapping[str, str] | None = None, dest_ip: str | None = None,
@@ -77,7 +163,7 @@ class Engine:
         """
         at = at or dt.datetime.now(dt.UTC)
         try:
-            return self._evaluate(who, url, method, at, headers or {}, dest_ip, connect_port)
+            return self._evaluate(who, url, method, at, {} if headers is None else headers, dest_ip, connect_port)
         except Exception as exc:  # fail closed for pupils, never crash the proxy
             self.failures += 1
             decision = decide_failure(self.settings, who, type(exc).__name__)
@@ -104,10 +190,9 @@ class Engine:
         dest: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
         for text in (host if kind in ("ipv4", "ipv6") else None, dest_ip):
             if text:
-                try:
-                    dest.append(ipaddress.ip_address(text))
-                except ValueError:
-                    pass
+                addr = _ip(text)
+                if addr is not None:
+                    dest.append(addr)
         circ = detect_circumvention(method, host, port or 0, path, pairs, headers, cats, _pupil(self, who))
         search = extract_search(host, path, pairs) if kind == "name" else None
         watch = self.watchlists.match(search.term) if search is not None else None
@@ -132,8 +217,15 @@ def _pupil(engine: Engine, who: Identity) -> bool:
 
 
 def _pairs(query: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     if not query:
         return []
     return parse_qsl(query, keep_blank_values=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address literal parsed (remembered: the same few come back on every request to them)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None

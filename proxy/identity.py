@@ -6,14 +6,16 @@ Precedence (DEMO-SCHOOL.md, Ingham policy section 4.4):
  3. otherwise the device's network group (the register's device, else the network's);
  4. otherwise the guest group.
 A client outside every configured network is `known=False`: it is refused.
-The register snapshot is in-memory, so this is pure and cheap per request.
+The register snapshot is in-memory, so this is pure and cheap per request;
+`IdentityCache` keeps the answer per client connection for the proxy, which
+asks again on every request of a keep-alive connection.
 """
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -23,6 +25,7 @@ from proxy.policy import Identity
 logger = logging.getLogger(__name__)
 
 ASSIGNED_CLASSES = frozenset({"school_single_user", "loaned"})
+CACHE_CONNECTIONS = 20_000     # client connections remembered by IdentityCache (oldest dropped first)
 
 
 class Register(Protocol):
@@ -95,3 +98,37 @@ def identify(settings: Settings, register: Register, client_ip: str, login: str 
     if network.group is not None:
         return base
     return replace(base, source="guest")
+
+
+class IdentityCache:
+    """Identities per client connection and login, each valid for one `key` (the caller's generation,
+    date and client address): a different key is a miss.  Forget a connection when it closes."""
+
+    def __init__(self, limit: int = CACHE_CONNECTIONS) -> None:
+        self.limit = limit
+        self._by_conn: dict[Hashable, dict[str | None, tuple[Hashable, Identity]]] = {}
+
+    def get(self, conn: Hashable, login: str | None, key: Hashable) -> Identity | None:
+        logins = self._by_conn.get(conn)
+        if logins is None:
+            return None
+        entry = logins.get(login)
+        if entry is None or entry[0] != key:
+            return None
+        return entry[1]
+
+    def put(self, conn: Hashable, login: str | None, key: Hashable, who: Identity) -> None:
+        logins = self._by_conn.get(conn)
+        if logins is None:
+            if len(self._by_conn) >= self.limit:   # connections that never said goodbye: oldest first
+                del self._by_conn[next(iter(self._by_conn))]
+            logins = self._by_conn[conn] = {}
+        elif login not in logins and len(logins) >= 8:   # one connection trying many logins
+            logins.clear()
+        logins[login] = (key, who)
+
+    def forget(self, conn: Hashable) -> None:
+        self._by_conn.pop(conn, None)
+
+    def __len__(self) -> int:
+        return len(self._by_conn)
