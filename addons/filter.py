@@ -17,6 +17,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from mitmproxy import http
 
@@ -59,13 +61,33 @@ class Filter:
             return
         rt = self.ref.rt
         req = flow.request
-        dest = await _resolve_if_needed(who, req.host)
-        # mitmproxy's Headers is a case-insensitive Mapping[str, str]: no per-request copy
-        ev = rt.engine.evaluate(who, req.url, method=req.method, at=rt.clock(), headers=req.headers, dest_ip=dest)
+        dest = await _resolve_if_needed(who, req.host) if who.access == "internet_only" else None
+        ev = rt.engine.evaluate(who, req.url, method=req.method, at=rt.clock(), headers=_doh_headers(req.headers),
+                                dest_ip=dest)
         flow.metadata[EVALUATION] = ev
         if ev.decision.blocked:
             flow.metadata[ANSWERED] = True
             flow.response = block_response(rt, ev, req.url)
+
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+def _doh_headers(headers: http.Headers) -> Mapping[str, str]:
+    """The headers to give the engine: all of them when a value mentions "dns", else none.
+
+    The engine reads headers for one rule only, DNS-over-HTTPS by media type
+    (`proxy.circumvention`: Content-Type or Accept naming a DNS type), and skips
+    every value without "dns" in it.  Walking mitmproxy's case-insensitive
+    `Headers` through the Mapping interface costs a scan of every field per key
+    (~50 us for a browser's dozen headers); this scans the raw fields once.
+    `bytes.lower()` lower-cases ASCII only, which is enough: no other character
+    lower-cases to "d", "n" or "s".
+    """
+    for _name, value in headers.fields:
+        if b"dns" in value.lower():
+            return headers
+    return _NO_HEADERS
 
 
 async def _resolve_if_needed(who: Identity, host: str) -> str | None:

@@ -17,6 +17,8 @@ from proxy.searchterms import keep_query
 
 logger = logging.getLogger(__name__)
 
+LOGGED = "schoolgate.logged"
+
 
 class VisitLog:
     def __init__(self, ref: RuntimeRef) -> None:
@@ -38,26 +40,31 @@ class VisitLog:
         ev = evaluation_of(flow)
         if ev is None:
             return
-        if flow.metadata.get("schoolgate.logged"):
+        metadata = flow.metadata
+        if metadata.get(LOGGED):
             return
-        flow.metadata["schoolgate.logged"] = True
+        metadata[LOGGED] = True
         rt = self.ref.rt
         who = ev.identity
         d = ev.decision
+        req = flow.request
         resp = flow.response
+        method, scheme = req.method, req.scheme   # each read decodes mitmproxy's bytes: once
         path = ev.path or "/"
         if ev.query and keep_query(ev.host):
             path = f"{path}?{ev.query}"
-        ctype = resp.headers.get("content-type", "") if resp is not None else ""
-        dest = flow.request.headers.get("sec-fetch-dest", "")
-        connect = flow.request.method == "CONNECT"
-        page_view = not connect and (dest == "document" or (not dest and "html" in ctype))
+        connect = method == "CONNECT"
+        page_view = False
+        if not connect:   # each header look-up scans every field: the response's only when needed
+            dest = req.headers.get("sec-fetch-dest", "")
+            page_view = dest == "document" or (not dest and resp is not None
+                                               and "html" in resp.headers.get("content-type", ""))
         rt.counters.visit(d.blocked, d.flagged)   # plain integers for the metrics endpoint
         rt.writer.submit(VisitRecord(
             ts=rt.clock().timestamp(), user=who.user, group=d.group, device=who.device,
-            client_ip=who.client_ip, method=flow.request.method, scheme=flow.request.scheme, host=ev.host,
+            client_ip=who.client_ip, method=method, scheme=scheme, host=ev.host,
             path=path, categories=ev.categories and tuple(sorted(ev.categories)) or (), action=d.action.value,
             rule=d.rule, search_term=ev.search.term if ev.search else None,
             bytes=len(resp.raw_content or b"") if resp is not None else 0, page_view=page_view,
-            flagged=d.flagged, intercepted=not connect and flow.request.scheme == "https",
+            flagged=d.flagged, intercepted=not connect and scheme == "https",
             status=resp.status_code if resp else None))
