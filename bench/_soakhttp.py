@@ -46,10 +46,13 @@ class _Conn:
 
 
 class ProxyClient:
-    """Plain-HTTP requests through the proxy on 127.0.0.1:`proxy_port`, from `ip`."""
+    """Plain-HTTP requests through the proxy on 127.0.0.1:`proxy_port`, from `ip`.
 
-    def __init__(self, proxy_port: int, ip: str) -> None:
-        self.proxy_port, self.ip = proxy_port, ip
+    At most `max_idle` connections are kept for reuse: after a burst (a stalled proxy makes the
+    paced client open more), the rest are closed, so the service's descriptor count comes back."""
+
+    def __init__(self, proxy_port: int, ip: str, max_idle: int = 8) -> None:
+        self.proxy_port, self.ip, self.max_idle = proxy_port, ip, max_idle
         self.idle: list[_Conn] = []
         self.retries = 0
 
@@ -90,7 +93,7 @@ class ProxyClient:
         except BaseException:
             await _close(conn.writer)
             raise
-        if h.our_state is h11.DONE and h.their_state is h11.DONE:
+        if h.our_state is h11.DONE and h.their_state is h11.DONE and len(self.idle) < self.max_idle:
             h.start_next_cycle()
             conn.used = False
             self.idle.append(conn)

@@ -135,7 +135,8 @@ def summary(samples: Sequence[dict[str, float]], warmup_s: float) -> dict[str, f
 COLUMNS = [("t_s", "t (s)"), ("rss_mb", "RSS MB"), ("rss_anon_mb", "anon MB"), ("rss_file_mb", "file MB"),
            ("fds", "fds"), ("threads", "thr"), ("http_n", "HTTP"), ("http_p50_ms", "p50 ms"),
            ("http_p99_ms", "p99 ms"), ("dns_n", "DNS"), ("dns_p50_ms", "p50 ms"), ("dns_p99_ms", "p99 ms"),
-           ("errors", "errors"), ("written", "rows written"), ("queue", "queue"), ("dropped", "dropped")]
+           ("errors", "errors"), ("written", "rows written"), ("queue", "queue"), ("dropped", "dropped"),
+           ("cpu_s", "CPU s"), ("load1", "load")]
 
 
 def table(samples: Sequence[dict[str, float]]) -> str:
