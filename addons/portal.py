@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from mitmproxy import http
 
-from addons.runtimeref import ANSWERED, RuntimeRef, identity_of
+from addons.runtimeref import ANSWERED, RuntimeRef, header, identity_of
 from proxy.blockpages import render_review_thanks
 from proxy.reviews import add_request
 
@@ -39,7 +39,7 @@ class Portal:
         rt = self.ref.rt
         name = rt.settings.proxy.block_page_name
         # cheap test first: pretty_host parses the Host header, on every request
-        if name not in flow.request.host.lower() and name not in flow.request.headers.get("host", "").lower():
+        if name not in flow.request.host.lower() and name not in header(flow.request.headers, b"host").lower():
             return
         if flow.request.pretty_host.lower() != name:
             return

@@ -31,3 +31,18 @@ def identity_of(flow: http.HTTPFlow) -> Identity | None:
 def evaluation_of(flow: http.HTTPFlow) -> Evaluation | None:
     value = flow.metadata.get(EVALUATION)
     return value if isinstance(value, Evaluation) else None
+
+
+def header(headers: http.Headers, name: bytes) -> str:
+    """`headers.get(name, "")` for a lower-case `name`, in one pass over the raw fields.
+
+    The same value (repeated headers folded with ", ", bytes decoded as mitmproxy
+    does), without the case-insensitive Mapping detour that costs several
+    microseconds a look-up on the request path.
+    """
+    values = [value for key, value in headers.fields if key.lower() == name]
+    if not values:
+        return ""
+    if len(values) == 1:
+        return values[0].decode("utf-8", "surrogateescape")
+    return ", ".join(value.decode("utf-8", "surrogateescape") for value in values)

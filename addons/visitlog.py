@@ -11,7 +11,7 @@ import logging
 
 from mitmproxy import http
 
-from addons.runtimeref import RuntimeRef, evaluation_of
+from addons.runtimeref import RuntimeRef, evaluation_of, header
 from proxy.records import VisitRecord
 from proxy.searchterms import keep_query
 
@@ -55,10 +55,10 @@ class VisitLog:
             path = f"{path}?{ev.query}"
         connect = method == "CONNECT"
         page_view = False
-        if not connect:   # each header look-up scans every field: the response's only when needed
-            dest = req.headers.get("sec-fetch-dest", "")
+        if not connect:   # the response's header only when the request's does not say
+            dest = header(req.headers, b"sec-fetch-dest")
             page_view = dest == "document" or (not dest and resp is not None
-                                               and "html" in resp.headers.get("content-type", ""))
+                                               and "html" in header(resp.headers, b"content-type"))
         rt.counters.visit(d.blocked, d.flagged)   # plain integers for the metrics endpoint
         rt.writer.submit(VisitRecord(
             ts=rt.clock().timestamp(), user=who.user, group=d.group, device=who.device,

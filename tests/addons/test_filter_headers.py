@@ -1,4 +1,5 @@
-"""Filter gives the engine a request's headers only when they can matter (a value mentions "dns")."""
+"""Header reads on the request path: Filter gives the engine the headers only when they can matter (a value
+mentions "dns"), and `header()` reads one header in one pass, with the value mitmproxy would give."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,6 +9,7 @@ import pytest
 from mitmproxy import http
 
 from addons.filter import _doh_headers
+from addons.runtimeref import header
 from config.loader import DEFAULT_CONFIG, load_settings
 from proxy.engine import Engine
 from proxy.policy import Identity
@@ -51,3 +53,15 @@ def test_the_engine_decides_the_same_with_the_full_headers_or_the_filtered_ones(
         assert full == filtered and full.decision.reason == filtered.decision.reason
         rules.add(full.decision.rule)
     assert {"allow", "circumvention.doh_shape"} <= rules
+
+
+def test_header_reads_what_mitmproxy_get_reads() -> None:
+    rnd = random.Random(11)
+    names = ["Host", "host", "Sec-Fetch-Dest", "SEC-FETCH-DEST", "Content-Type", "X-Other"]
+    values = ["document", "", "text/html; charset=utf-8", "caf\u00e9", "a, b"]
+    for _ in range(300):
+        pairs = [(rnd.choice(names).encode(), rnd.choice(values).encode()) for _ in range(rnd.randrange(0, 6))]
+        pairs.append((b"X-Raw", b"\xff\xfe"))    # not UTF-8: decoded the way mitmproxy does
+        h = http.Headers(pairs)
+        for name in ("host", "sec-fetch-dest", "content-type", "x-raw", "absent"):
+            assert header(h, name.encode()) == h.get(name, ""), (pairs, name)
