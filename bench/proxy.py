@@ -233,10 +233,14 @@ def main() -> None:
             for peer in targets:
                 result[f"{peer.name}_ready_s"] = round(peer.ready_s, 2)
                 result[f"{peer.name}_rss_idle_mb"] = round(peer.tree_rss_mb(), 1)
+            loads: list[float] = []
             for n in range(args.rounds):
-                say(f"round {n + 1} of {args.rounds}:")
+                loads.append(round(os.getloadavg()[0], 2))
+                say(f"round {n + 1} of {args.rounds} (load average {loads[-1]}):")
                 for peer in targets:
                     runs.setdefault(peer.name, []).append(measure(peer, lua, args.duration, say))
+            result["load_avg_rounds"] = loads
+            result.update(per_round(runs))
             for peer in reversed(peers):
                 peer.stop()
             for name, each in runs.items():
@@ -251,6 +255,16 @@ def main() -> None:
     result["machine"] = machine()
     say(json.dumps(result, indent=1))
     print(json.dumps(result))
+
+
+def per_round(runs: dict[str, list[dict[str, float]]]) -> dict[str, object]:
+    """Schoolgate / mitmdump in each round (both loaded back to back, so under much the same load)."""
+    pairs = list(zip(runs.get("schoolgate", []), runs.get("mitmdump", []), strict=True))
+
+    def ratios(key: str) -> list[float]:
+        return [round(a[key] / b[key], 3) if b[key] else 0.0 for a, b in pairs]
+
+    return {"rounds_rps_ratio": ratios("rps"), "rounds_cpu_ratio": ratios("cpu_ms_per_req")}
 
 
 def goals(r: dict[str, object]) -> dict[str, object]:
