@@ -17,6 +17,12 @@ from typing import Any
 
 import aiosqlite
 
+from proxy.dictionaries import DICTIONARIES, DictionaryIds
+
+__all__ = ["ACTIONS", "DICTIONARIES", "DnsQueryRecord", "DnsQueryRow", "DnsRow", "INSERT_DNS", "INSERT_VISIT",
+           "MAX_TEXT", "RowEncoder", "VisitRecord", "VisitRow", "categoryset_parse", "categoryset_text",
+           "dns_row_of", "dropped_counts", "read_dns_queries", "read_visits", "read_visits_sync"]
+
 ACTIONS = ("allow", "block")
 
 FLAG_PAGE_VIEW = 1
@@ -70,6 +76,12 @@ class DnsQueryRecord:
     rcode: int | None
 
 
+# What the DNS resolver submits instead of a `DnsQueryRecord` (a tuple is several times cheaper
+# to make on the event loop): (ts, client_ip, device, user, group, qname, qtype, action, rule,
+# upstream, latency_ms, rcode), the fields of `DnsQueryRecord` in its order.
+DnsRow = tuple[float, str, str | None, str | None, str, str, int, str, str, str | None, int | None, int | None]
+
+
 @dataclass(frozen=True, slots=True)
 class VisitRow:
     """A visit read back from the store (dictionaries joined back)."""
@@ -93,24 +105,8 @@ def categoryset_parse(text: str | None) -> tuple[str, ...]:
     return tuple(text.split(",")) if text else ()
 
 
-# -- writing: strings -> dictionary ids ------------------------------------
+# -- writing: records -> rows of dictionary ids ----------------------------
 MAX_TEXT = 2_048  # longer paths / terms are cut: the log is not an archive of URLs
-
-# dictionary name -> (table, text column)
-DICTIONARIES: dict[str, tuple[str, str]] = {
-    "host": ("hosts", "name"),
-    "path": ("paths", "text"),
-    "user": ("principals", "name"),
-    "device": ("devices_seen", "key"),
-    "rule": ("rules", "text"),
-    "catset": ("categorysets", "text"),
-    "term": ("terms", "text"),
-    "group": ("groups", "name"),
-    "ip": ("addresses", "ip"),
-    "method": ("methods", "name"),
-    "scheme": ("schemes", "name"),
-    "upstream": ("upstreams", "name"),
-}
 
 INSERT_VISIT = (
     "INSERT INTO visits (ts, user_id, group_id, device_id, ip_id, method_id, scheme_id, "
@@ -121,119 +117,119 @@ INSERT_DNS = (
     "INSERT INTO dns_queries (ts, ip_id, device_id, user_id, group_id, host_id, qtype, "
     "action, rule_id, upstream_id, latency_ms, rcode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_ADD_META = ("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+             "DO UPDATE SET value = COALESCE(value, 0) + excluded.value")
+
+
+def dns_row_of(q: DnsQueryRecord) -> DnsRow:
+    """A `DnsQueryRecord` as the plain tuple the resolver submits (same fields, same order)."""
+    return (q.ts, q.client_ip, q.device, q.user, q.group, q.qname, q.qtype, q.action, q.rule,
+            q.upstream, q.latency_ms, q.rcode)
 
 
 class RowEncoder:
     """Turns records into rows of dictionary ids and writes them (blocking).
 
-    Owned by one thread (the writer's).  New dictionary ids join the cache only
-    after their transaction commits, so a rolled-back batch leaves no stale id.
+    Owned by one thread (the writer's).  A batch's strings are resolved per
+    dictionary, all together (`proxy.dictionaries.DictionaryIds`); each row is
+    then one tuple of ids, and each table gets one `executemany`.  New
+    dictionary ids join the cache only after their transaction commits, so a
+    rolled-back batch leaves no stale id.
     """
 
     def __init__(self, conn: sqlite3.Connection, *, max_cache: int = 200_000) -> None:
         self.conn = conn
-        self.max_cache = max_cache
-        self.cache: dict[str, dict[str, int]] = {name: {} for name in DICTIONARIES}
-        self._sql = {
-            name: (f"INSERT INTO {table} ({column}) VALUES (?) ON CONFLICT ({column}) DO NOTHING "
-                   f"RETURNING id", f"SELECT id FROM {table} WHERE {column} = ?")
-            for name, (table, column) in DICTIONARIES.items()
-        }
-        self._new: dict[str, dict[str, int]] = {}
+        self.dictionaries = DictionaryIds(conn, max_cache=max_cache)
         self._catset_text: dict[tuple[str, ...], str] = {}
-        c = self.cache  # cleared in place, never replaced: these stay valid
-        self._users, self._groups, self._devices = c["user"], c["group"], c["device"]
-        self._ips, self._methods, self._schemes = c["ip"], c["method"], c["scheme"]
-        self._hosts, self._paths, self._catsets = c["host"], c["path"], c["catset"]
-        self._rules, self._terms = c["rule"], c["term"]
 
-    def _id(self, name: str, text: str) -> int:
-        """Id of `text` in a dictionary, added if new (ids start at 1: never falsy)."""
-        found = self.cache[name].get(text)
-        return found if found is not None else self._miss(name, text)
+    @property
+    def cache(self) -> dict[str, dict[str, int]]:
+        """The recently used ids per dictionary (the young generation)."""
+        return self.dictionaries.cache
 
-    def _miss(self, name: str, text: str) -> int:
-        new = self._new.setdefault(name, {})
-        found = new.get(text)
-        if found is None:
-            insert, select = self._sql[name]
-            row = self.conn.execute(insert, (text,)).fetchone()
-            if row is None:  # already there (written by an earlier run)
-                row = self.conn.execute(select, (text,)).fetchone()
-            found = int(row[0])
-            new[text] = found
-        return found
+    def visit_rows(self, visits: list[VisitRecord]) -> list[tuple[object, ...]]:
+        ids = self.dictionaries.ids
+        paths = [v.path if len(v.path) <= MAX_TEXT else v.path[:MAX_TEXT] for v in visits]
+        terms = [v.search_term[:MAX_TEXT] if v.search_term else None for v in visits]
+        catsets = [self._catset(v.categories) for v in visits]
+        users = ids("user", {v.user for v in visits if v.user})
+        devices = ids("device", {v.device for v in visits if v.device})
+        groups = ids("group", {v.group for v in visits})
+        ips = ids("ip", {v.client_ip for v in visits})
+        methods = ids("method", {v.method for v in visits})
+        schemes = ids("scheme", {v.scheme for v in visits})
+        hosts = ids("host", {v.host for v in visits})
+        path_ids = ids("path", set(paths))
+        catset_ids = ids("catset", {c for c in catsets if c})
+        rules = ids("rule", {v.rule for v in visits})
+        term_ids = ids("term", {t for t in terms if t})
+        return [
+            (int(v.ts), users.get(v.user) if v.user else None, groups[v.group],
+             devices.get(v.device) if v.device else None, ips[v.client_ip],
+             methods[v.method], schemes[v.scheme], hosts[v.host], path_ids[path],
+             catset_ids.get(catset), 1 if v.action == "block" else 0, rules[v.rule],
+             term_ids.get(term) if term else None, int(v.bytes), v.flags, v.status)
+            for v, path, catset, term in zip(visits, paths, catsets, terms, strict=True)
+        ]
 
-    def _opt(self, name: str, text: str | None) -> int | None:
-        return None if not text else self._id(name, text)
-
-    def visit_row(self, v: VisitRecord) -> tuple[object, ...]:
-        miss = self._miss
-        user = v.user and (self._users.get(v.user) or miss("user", v.user)) or None
-        device = v.device and (self._devices.get(v.device) or miss("device", v.device)) or None
-        path = v.path if len(v.path) <= MAX_TEXT else v.path[:MAX_TEXT]
-        catset_text = self._catset_text.get(v.categories)
-        if catset_text is None:
+    def _catset(self, categories: tuple[str, ...]) -> str:
+        text = self._catset_text.get(categories)
+        if text is None:
             if len(self._catset_text) > 10_000:
                 self._catset_text.clear()
-            catset_text = self._catset_text[v.categories] = categoryset_text(v.categories)
-        catset = catset_text and (self._catsets.get(catset_text) or miss("catset", catset_text))
-        term = v.search_term[:MAX_TEXT] if v.search_term else None
-        return (
-            int(v.ts), user,
-            self._groups.get(v.group) or miss("group", v.group),
-            device,
-            self._ips.get(v.client_ip) or miss("ip", v.client_ip),
-            self._methods.get(v.method) or miss("method", v.method),
-            self._schemes.get(v.scheme) or miss("scheme", v.scheme),
-            self._hosts.get(v.host) or miss("host", v.host),
-            self._paths.get(path) or miss("path", path),
-            catset or None,
-            1 if v.action == "block" else 0,
-            self._rules.get(v.rule) or miss("rule", v.rule),
-            term and (self._terms.get(term) or miss("term", term)) or None,
-            int(v.bytes), v.flags, v.status,
-        )
+            text = self._catset_text[categories] = categoryset_text(categories)
+        return text
 
-    def dns_row(self, q: DnsQueryRecord) -> tuple[object, ...]:
-        return (
-            int(q.ts), self._id("ip", q.client_ip), self._opt("device", q.device),
-            self._opt("user", q.user), self._id("group", q.group), self._id("host", q.qname),
-            int(q.qtype), 1 if q.action == "block" else 0, self._id("rule", q.rule),
-            self._opt("upstream", q.upstream), q.latency_ms, q.rcode,
-        )
+    def dns_rows(self, rows: list[DnsRow]) -> list[tuple[object, ...]]:
+        ids = self.dictionaries.ids
+        ips = ids("ip", {r[1] for r in rows})
+        devices = ids("device", {r[2] for r in rows if r[2]})
+        users = ids("user", {r[3] for r in rows if r[3]})
+        groups = ids("group", {r[4] for r in rows})
+        hosts = ids("host", {r[5] for r in rows})
+        rules = ids("rule", {r[8] for r in rows})
+        upstreams = ids("upstream", {r[9] for r in rows if r[9]})
+        return [
+            (int(ts), ips[ip], devices.get(device) if device else None,
+             users.get(user) if user else None, groups[group], hosts[name],
+             int(qtype), 1 if action == "block" else 0, rules[rule],
+             upstreams.get(upstream) if upstream else None, latency, rcode)
+            for ts, ip, device, user, group, name, qtype, action, rule, upstream, latency, rcode in rows
+        ]
 
     def write(self, records: Sequence[object], drops: dict[str, int]) -> None:
-        """Write records and add `drops` to the meta counters, in one transaction."""
+        """Write records (`VisitRecord`, `DnsQueryRecord` or `DnsRow`) and add `drops` to the
+        meta counters, in one transaction."""
+        visits: list[VisitRecord] = []
+        queries: list[DnsRow] = []
+        for r in records:
+            if type(r) is tuple:
+                if len(r) != 12:
+                    raise TypeError(f"a DNS row has 12 fields, not {len(r)}")
+                queries.append(r)
+            elif isinstance(r, VisitRecord):
+                visits.append(r)
+            elif isinstance(r, DnsQueryRecord):
+                queries.append(dns_row_of(r))
+            else:
+                raise TypeError(f"not a record of the log: {type(r).__name__}")
         conn = self.conn
-        self._new = {}
         conn.execute("BEGIN IMMEDIATE")
         try:
-            visits = [self.visit_row(r) for r in records if isinstance(r, VisitRecord)]
-            queries = [self.dns_row(r) for r in records if isinstance(r, DnsQueryRecord)]
             if visits:
-                conn.executemany(INSERT_VISIT, visits)
+                conn.executemany(INSERT_VISIT, self.visit_rows(visits))
             if queries:
-                conn.executemany(INSERT_DNS, queries)
+                conn.executemany(INSERT_DNS, self.dns_rows(queries))
             for key, count in drops.items():
                 if count:
-                    conn.execute(
-                        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
-                        "DO UPDATE SET value = COALESCE(value, 0) + excluded.value",
-                        (key, count),
-                    )
+                    conn.execute(_ADD_META, (key, count))
             conn.execute("COMMIT")
         except BaseException:
+            self.dictionaries.rolled_back()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        finally:
-            new, self._new = self._new, {}
-        for name, entries in new.items():
-            cache = self.cache[name]
-            if len(cache) + len(entries) > self.max_cache:
-                cache.clear()
-            cache.update(entries)
+        self.dictionaries.committed()
 
 
 # -- reading back (reports, incident context, tests) -----------------------

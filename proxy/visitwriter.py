@@ -29,6 +29,7 @@ from pathlib import Path
 from proxy.db import DEFAULT_BUSY_TIMEOUT_MS, open_db_sync
 from proxy.records import (  # the query helpers are re-exported for readers of the log
     DnsQueryRecord,
+    DnsRow,
     RowEncoder,
     VisitRecord,
     dropped_counts,
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["BatchWriter", "WriterStats", "Record", "read_visits", "read_visits_sync",
            "read_dns_queries", "dropped_counts"]
 
-Record = VisitRecord | DnsQueryRecord
+Record = VisitRecord | DnsQueryRecord | DnsRow
 
 META_VISITS_DROPPED = "visits_dropped"
 META_DNS_DROPPED = "dns_queries_dropped"
@@ -152,7 +153,10 @@ class BatchWriter:
 
     # -- the hot path -------------------------------------------------------
     def submit(self, record: Record) -> bool:
-        """Queue one record; False (and counted) when the queue is full or stopped."""
+        """Queue one record; False (and counted) when the queue is full or stopped.
+
+        A DNS query may come as a `DnsRow` tuple (what the resolver sends: cheaper than a
+        `DnsQueryRecord` to make); the writer's thread does all the rest of the work."""
         self._submitted += 1
         if self._stopping or len(self._queue) >= self._queue_size:
             self._dropped_full += 1

@@ -228,3 +228,51 @@ async def test_a_partial_batch_is_written_after_the_flush_interval(tmp_path: Pat
         assert writer.stats.written == 1 and count(path) == 1
     finally:
         await writer.stop()
+
+
+def dns_row(i: int, name: str) -> tuple[float, str, str | None, str | None, str, str, int, str, str, str | None,
+                                         int | None, int | None]:
+    """What the resolver submits: a plain tuple in DnsQueryRecord's field order."""
+    return (T0 + i, f"10.20.2.{i % 3 + 10}", "ks2-laptop-01" if i % 2 else "", None, "ks2", name, 1 + i % 2,
+            "block" if i % 4 == 0 else "allow", "category.blocked" if i % 4 == 0 else "allow",
+            None if i % 4 == 0 else "127.0.0.1:53", i % 5, 0)
+
+
+async def test_dns_rows_submitted_as_tuples_read_back_as_records(tmp_path: Path) -> None:
+    path = tmp_path / "dnsrows.sqlite3"
+    writer = BatchWriter(path, batch_size=100)
+    await writer.start()
+    rows = [dns_row(i, f"name{i % 150}.example") for i in range(600)]
+    record = DnsQueryRecord(T0 + 700, "10.20.1.21", "ks1-ipad-01", "y1.pupil", "ks1", "name3.example", 28,
+                            "allow", "allow", "cache", 0, 3)
+    for row in rows:
+        assert writer.submit(row)
+    writer.submit(record)
+    await writer.stop()
+    assert writer.stats.written == 601 and writer.stats.batches >= 6
+    conn = await open_db(path, readonly=True)
+    try:
+        back = [r.record for r in await read_dns_queries(conn, T0, T0 + 1_000)]
+    finally:
+        await conn.close()
+    # an empty device is stored as none, like a missing one
+    expected = [DnsQueryRecord(float(r[0]), r[1], r[2] or None, *r[3:]) for r in rows] + [record]
+    assert back == expected
+    sync = open_db_sync(path)
+    assert sync.execute("SELECT count(*) FROM hosts").fetchone()[0] == 150    # each name stored once
+    sync.close()
+
+
+async def test_bad_dns_rows_are_dropped_alone(tmp_path: Path) -> None:
+    path = tmp_path / "baddns.sqlite3"
+    writer = BatchWriter(path, max_attempts=2, retry_delay=0.001)
+    await writer.start()
+    good = [dns_row(i, f"ok{i}.example") for i in range(6)]
+    bad_type = dns_row(6, "bad.example")[:6] + ("A",) + dns_row(6, "bad.example")[7:]   # qtype must be a number
+    short = dns_row(7, "short.example")[:11]
+    for row in good[:3] + [bad_type, short] + good[3:]:
+        writer.submit(row)  # type: ignore[arg-type]
+    await writer.stop()
+    assert (writer.stats.written, writer.stats.dropped_failed) == (6, 2)
+    assert count(path, "dns_queries") == 6
+    assert meta(path, "dns_queries_dropped") == 2
