@@ -11,7 +11,10 @@ Client addresses (all on loopback; the narrowest network wins):
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
+import email
+import email.policy
 import io
 import ipaddress
 import logging
@@ -230,10 +233,14 @@ class MailSink:
 
     def __init__(self) -> None:
         self.messages = 0
+        self.subjects: collections.Counter[str] = collections.Counter()
         self._server: asyncio.Server | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         self.messages += 1
+        raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content).encode()
+        subject = email.message_from_bytes(raw, policy=email.policy.default)["Subject"]
+        self.subjects[f"{subject} -> {len(envelope.rcpt_tos)} recipients"] += 1
         return "250 OK"
 
     async def start(self) -> int:

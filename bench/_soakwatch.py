@@ -89,11 +89,11 @@ def db_counts(db: Path) -> dict[str, int]:
         dns = conn.execute("SELECT COUNT(*) FROM dns_queries").fetchone()[0]
         meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN "
                                  "('visits_dropped', 'dns_queries_dropped')").fetchall())
-        alerts = conn.execute("SELECT COUNT(*) FROM alert_outbox").fetchone()[0]
+        sent = conn.execute("SELECT COUNT(*) FROM alert_outbox WHERE status = 'sent'").fetchone()[0]
     finally:
         conn.close()
     return {"visits": int(visits), "dns": int(dns), "visits_dropped": int(meta.get("visits_dropped", 0)),
-            "dns_dropped": int(meta.get("dns_queries_dropped", 0)), "alert_emails": int(alerts)}
+            "dns_dropped": int(meta.get("dns_queries_dropped", 0)), "alert_emails_sent": int(sent)}
 
 
 def slope_per_hour(points: Sequence[tuple[float, float]]) -> float:
@@ -110,7 +110,8 @@ def slope_per_hour(points: Sequence[tuple[float, float]]) -> float:
 
 
 def summary(samples: Sequence[dict[str, float]], warmup_s: float) -> dict[str, float]:
-    """RSS after warm-up vs at the end, descriptors first vs last and their trend after warm-up."""
+    """RSS and descriptors after warm-up vs at the end, and their trend after warm-up (`fds_first`:
+    the first sample under load, when the clients have opened fewer connections)."""
     loaded = [s for s in samples if s["t_s"] > 0]
     after = [s for s in loaded if s["t_s"] >= warmup_s] or loaded[-1:]
     if not after:
@@ -126,7 +127,8 @@ def summary(samples: Sequence[dict[str, float]], warmup_s: float) -> dict[str, f
         "rss_anon_end_mb": last["rss_anon_mb"], "rss_anon_growth_pct": growth("rss_anon_mb"),
         "rss_peak_mb": max(s["rss_mb"] for s in samples),
         "rss_anon_slope_mb_per_h": round(slope_per_hour([(s["t_s"], s["rss_anon_mb"]) for s in after]), 2),
-        "fds_start": loaded[0]["fds"], "fds_end": last["fds"], "fds_max": max(s["fds"] for s in loaded),
+        "fds_first": loaded[0]["fds"], "fds_start": first["fds"], "fds_end": last["fds"],
+        "fds_max": max(s["fds"] for s in loaded),
         "fds_slope_per_h": round(slope_per_hour([(s["t_s"], s["fds"]) for s in after]), 2),
         "threads_start": loaded[0]["threads"], "threads_end": last["threads"],
     }
