@@ -1,9 +1,9 @@
 """`bench.soak --tracemalloc`: find where memory grows inside the running service.
 
-The service is started as `python -X tracemalloc=N -c CHILD ROOT SNAPSHOT run ...`: CHILD
+The service is started as `python -X tracemalloc=1 -c CHILD ROOT SNAPSHOT run ...`: CHILD
 installs a SIGUSR1 handler that dumps a tracemalloc snapshot to `SNAPSHOT.<k>` (k counts the
 signals), then runs `schoolgate` as usual.  `take_snapshot` signals and waits for the file;
-`growth` diffs two snapshots by source line, biggest growth first.  Tracing costs time and
+`growth` diffs two snapshots by allocating line, biggest growth first.  Tracing costs time and
 memory, so the figures of a debug run are not the soak's figures.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import os, signal, sys, tracemalloc
 sys.path.insert(0, sys.argv[1])
@@ -49,10 +50,11 @@ def growth(base: Path, first: int, second: int, top: int = 15) -> list[str]:
               tracemalloc.Filter(False, "<frozen importlib._bootstrap>")]
     old = tracemalloc.Snapshot.load(f"{base}.{first}").filter_traces(ignore)
     new = tracemalloc.Snapshot.load(f"{base}.{second}").filter_traces(ignore)
-    stats = new.compare_to(old, "traceback")
+    stats = new.compare_to(old, "lineno")
     out = []
     for stat in stats[:top]:
-        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in list(stat.traceback)[::-1][:4])
+        frames = " <- ".join(f"{f.filename.split('site-packages/')[-1].replace(str(ROOT) + '/', '')}:{f.lineno}"
+                             for f in list(stat.traceback)[::-1][:4])
         out.append(f"{stat.size_diff / 1024:+.1f} KiB ({stat.count_diff:+d} blocks, now {stat.size / 1024:.1f} KiB)"
                    f" at {frames}")
     return out

@@ -18,8 +18,9 @@ service is stopped with SIGTERM and its database is compared with what was answe
 
 Goals (the issue): RSS at the end within 10 % of RSS after warm-up (minute 2), no upward
 trend of descriptors, no lost visit or DNS rows.  `--tracemalloc` runs the service under
-tracemalloc and prints the allocations that grew between warm-up and the end (slow: a debug
-mode for finding a leak, not for the figures).  The last line is one JSON object.
+tracemalloc (one frame: the allocating line) and prints the allocations that grew between
+warm-up and the end (a debug mode for finding a leak, not for the figures: the service is
+several times slower, so use about half the default rates).  The last line is one JSON object.
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def service_command(config: Path, data: Path, snapshot: Path | None) -> list[str
     tail = ["run", "--config", str(config), "--data", str(data)]
     if snapshot is None:
         return [sys.executable, "-m", "proxy.cli", *tail]
-    return [sys.executable, "-X", "tracemalloc=12", "-c", CHILD, str(ROOT), str(snapshot), *tail]
+    return [sys.executable, "-X", "tracemalloc=1", "-c", CHILD, str(ROOT), str(snapshot), *tail]
 
 
 async def wait_service(proc: subprocess.Popen[bytes], log: Path, metrics_port: int, timeout: float = 240) -> float:
