@@ -34,27 +34,21 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=users_import)
     p = us.add_parser("list", parents=[common], help="list the register")
     p.set_defaults(handler=users_list)
-    p = us.add_parser("consent", parents=[common], help="record parental consent")
-    p.add_argument("name")
-    p.add_argument("--reason", default="parental consent form received")
-    p.add_argument("--by", default="")
-    p.set_defaults(handler=lambda a, c: _change(a, c, "consent"))
-    p = us.add_parser("revoke", parents=[common], help="withdraw internet access")
-    p.add_argument("name")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--by", default="")
-    p.set_defaults(handler=lambda a, c: _change(a, c, "revoke"))
-    p = us.add_parser("ban", parents=[common], help="ban from the internet (temporary with --until)")
-    p.add_argument("name")
-    p.add_argument("--until", type=dt.date.fromisoformat, default=None, help="last day of the ban, YYYY-MM-DD")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--by", default="")
-    p.set_defaults(handler=lambda a, c: _change(a, c, "ban"))
-    p = us.add_parser("lift", parents=[common], help="lift a ban or revocation")
-    p.add_argument("name")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--by", default="")
-    p.set_defaults(handler=lambda a, c: _change(a, c, "lift"))
+    changes = (  # action, help, default reason (None: required)
+        ("consent", "record parental consent", "parental consent form received"),
+        ("revoke", "withdraw internet access", None),
+        ("ban", "ban from the internet (temporary with --until)", None),
+        ("lift", "lift a ban or revocation", None),
+    )
+    for action, helptext, default_reason in changes:
+        p = us.add_parser(action, parents=[common], help=helptext)
+        p.add_argument("name")
+        if action == "ban":
+            p.add_argument("--until", type=dt.date.fromisoformat, default=None,
+                           help="last day of the ban, YYYY-MM-DD")
+        p.add_argument("--reason", required=default_reason is None, default=default_reason)
+        p.add_argument("--by", default="")
+        p.set_defaults(handler=lambda a, c, what=action: _change(a, c, what))
 
     devices = sub.add_parser("devices", parents=[common], help="the register of devices")
     ds = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
