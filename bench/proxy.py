@@ -264,7 +264,10 @@ def per_round(runs: dict[str, list[dict[str, float]]]) -> dict[str, object]:
     def ratios(key: str) -> list[float]:
         return [round(a[key] / b[key], 3) if b[key] else 0.0 for a, b in pairs]
 
-    return {"rounds_rps_ratio": ratios("rps"), "rounds_cpu_ratio": ratios("cpu_ms_per_req")}
+    rps, cpu = ratios("rps"), ratios("cpu_ms_per_req")
+    return {"rounds_rps_ratio": rps, "rounds_cpu_ratio": cpu,
+            "rounds_rps_ratio_median": round(statistics.median(rps), 3) if rps else 0.0,
+            "rounds_cpu_ratio_median": round(statistics.median(cpu), 3) if cpu else 0.0}
 
 
 def goals(r: dict[str, object]) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """CPU time Schoolgate's addons add to each request inside mitmproxy, measured without sockets.
 
-    python -m bench.proxyhooks [--requests N] [--rounds R] [--chain] [--per-child] [--profile] [--json]
+    python -m bench.proxyhooks [--requests N] [--rounds R] [--chain] [--only NAME] [--per-child] [--profile] [--json]
 
 The wrk benchmark (`bench.proxy`) is the figure that counts, but on a shared,
 loaded machine its requests/s move by 2x between rounds.  This one replays the
@@ -14,6 +14,11 @@ mitmproxy's `update` event), so the dispatch cost is counted.  The figure is
 process CPU time (all threads, so the visit writer's thread too, also shown on
 its own) per request, the median of `--rounds` chunks for each master, chunks
 alternating.
+
+Instructions instead of CPU time, which the machine's load cannot move: run
+one master (`--only`) under `valgrind --tool=callgrind` with two request counts;
+the difference of the totals over the difference of the counts is the cost of
+one request.
 
 --chain also measures the same children added to mitmproxy as separate addons
 (the layout before `addons.pipeline`); --per-child also times each child's hook bodies (a timing wrapper per call, so
@@ -165,9 +170,11 @@ async def run(args: argparse.Namespace, say: Callable[..., None]) -> dict[str, o
             masters = {"mitmdump": new_master([]), "schoolgate": new_master(schoolgate_addons(rt))}
             if args.chain:
                 masters["chain"] = new_master(schoolgate_addons(rt, chain=True))
+            if args.only:
+                masters = {args.only: masters[args.only]}
             for master in masters.values():   # warm up (imports, caches, first rows)
                 activate(master)
-                await drive(master, conns, 200, body)
+                await drive(master, conns, args.warmup, body)
             per_req: dict[str, list[float]] = {name: [] for name in masters}
             others: dict[str, list[float]] = {name: [] for name in masters}   # threads other than the loop's
             for _ in range(args.rounds):
@@ -184,6 +191,8 @@ async def run(args: argparse.Namespace, say: Callable[..., None]) -> dict[str, o
                 result[f"{name}_cpu_us_per_req"] = round(statistics.median(values), 1)
                 result[f"{name}_cpu_us_per_req_min"] = round(min(values), 1)
                 result[f"{name}_other_threads_us_per_req"] = round(statistics.median(others[name]), 1)
+            if args.only:
+                return result
             result["schoolgate_extra_cpu_us_per_req"] = round(
                 statistics.median(s - m for s, m in zip(per_req["schoolgate"], per_req["mitmdump"], strict=True)), 1)
             if args.chain:
@@ -224,6 +233,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests per chunk")
     ap.add_argument("--rounds", type=int, default=7, help="chunks per master, alternating")
     ap.add_argument("--chain", action="store_true", help="also measure the children as separate addons")
+    ap.add_argument("--only", choices=("mitmdump", "schoolgate", "chain"),
+                    help="measure one master only (for instruction counts: run under callgrind with two --requests)")
+    ap.add_argument("--warmup", type=int, default=200, help="requests through each master before measuring")
     ap.add_argument("--per-child", action="store_true", help="also time each child's hooks")
     ap.add_argument("--profile", action="store_true", help="also print cProfile's top functions")
     ap.add_argument("--json", action="store_true", help="print only the JSON line")
