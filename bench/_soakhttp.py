@@ -20,6 +20,7 @@ import h11
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+CLOSE_WAIT_S = 2.0
 
 
 async def _open(proxy_port: int, ip: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -31,11 +32,12 @@ async def _open(proxy_port: int, ip: str) -> tuple[asyncio.StreamReader, asyncio
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close, waiting a little for it (a TLS close can hang on a stalled peer: then it is aborted)."""
     writer.close()
     try:
-        await writer.wait_closed()
-    except (ConnectionError, ssl.SSLError):
-        pass
+        await asyncio.wait_for(writer.wait_closed(), CLOSE_WAIT_S)
+    except (ConnectionError, ssl.SSLError, TimeoutError):
+        writer.transport.abort()
 
 
 class _Conn:

@@ -239,14 +239,24 @@ async def _drive(opts: SoakOptions, proc: subprocess.Popen[bytes], load: Load, m
                 say("ending early (signal)")
             except TimeoutError:
                 pass
-        if snapshot is not None:
-            await take_snapshot(proc.pid, snapshot, 2)
-            debug["tracemalloc_top"] = growth(snapshot, 1, 2)
     finally:
         stop.set()
-        await asyncio.wait_for(task, 120)
+        done, _ = await asyncio.wait({task}, timeout=120)
+        if not done:   # never lose the run's figures for a client that would not stop
+            task.cancel()
+            await asyncio.wait({task}, timeout=30)
+            debug["load_cancelled"] = True
+        elif not task.cancelled() and task.exception() is not None:
+            debug["load_error"] = repr(task.exception())
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+    if snapshot is not None and snapped:   # after the load: what the service still holds
+        await asyncio.sleep(2)
+        await take_snapshot(proc.pid, snapshot, 2)
+        top = await asyncio.to_thread(growth, snapshot, 1, 2)
+        debug["tracemalloc_top"] = top
+        say("grew most between the warm-up snapshot and the end (tracemalloc, by allocating line):\n  "
+            + "\n  ".join(top))
     return samples, debug
 
 

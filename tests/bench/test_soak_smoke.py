@@ -93,5 +93,5 @@ def test_summary_measures_from_the_warm_up_sample() -> None:
                {**base, "t_s": 120.0, "rss_mb": 110.0, "fds": 42.0}, {**base, "t_s": 180.0, "rss_mb": 121.0, "fds": 42.0}]
     got = summary(samples, warmup_s=120)
     assert (got["rss_start_mb"], got["rss_end_mb"], got["rss_growth_pct"]) == (110.0, 121.0, 10.0)
-    assert (got["fds_start"], got["fds_end"], got["fds_slope_per_h"]) == (40.0, 42.0, 0.0)
+    assert (got["fds_first"], got["fds_start"], got["fds_end"], got["fds_slope_per_h"]) == (40.0, 42.0, 42.0, 0.0)
     assert slope_per_hour([(0.0, 1.0), (1800.0, 2.0)]) == pytest.approx(2.0)
