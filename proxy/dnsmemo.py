@@ -13,17 +13,32 @@ clients keep the answers made from these decisions at least that long anyway).
 Everything is forgotten at once when the engine's state changes (the runtime's
 refresh brings a new register, new overrides or new list tuning, or the
 category index is replaced); the memo looks at that state every
-`CHECK_EVERY` seconds.  Equal decisions are stored once.
+`CHECK_EVERY` seconds.
+
+A name not remembered yet (the cold path) is looked up, but its decision is
+shared between names: `proxy.policy.decide` reads a DNS name only through
+its kind (name / IP / invalid, and why invalid), its categories (the index's,
+after local tuning) and the domain overrides that cover it, so names alike in
+all of these get the same decision.  The memo works those out itself
+(`Engine.categorise_host`: the same lookup `decide_name` makes), asks
+`Engine.decide_name` for the first name of each kind and reuses its decision
+for the others.  That contract is checked, not just assumed: every
+`verify_every`-th reused decision is decided again by `decide_name`, and a
+difference (a policy change that reads more of the name) is logged as an
+error and turns the sharing off for good (`shared_off`), so every name is
+decided by the engine again.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import logging
+import re
 from typing import Any, Protocol
 
+from categories.normalise import normalise_host
 from proxy.decision import Decision
-from proxy.policy import Identity
+from proxy.policy import Identity, Override
 
 logger = logging.getLogger(__name__)
 
@@ -40,24 +55,40 @@ class NamePolicy(Protocol):
 
     def decide_name(self, who: Identity, name: str, at: dt.datetime | None = None) -> Decision: ...
 
+    def categorise_host(self, host: str) -> frozenset[str]: ...
+
+
+# A lower-case LDH host name of two labels or more: `normalise_host` gives it back unchanged
+# (kind "name", no problem); anything else (IPs, IDN, odd characters) goes through it.
+_PLAIN_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_plain_name = _PLAIN_NAME.fullmatch
+_EMPTY: frozenset[str] = frozenset()
+SharedKey = tuple[int, str, frozenset[str], str, tuple[Override, ...]]
+
 
 class DecisionMemo:
     IDENTITY_SECONDS = 5.0
     CHECK_EVERY = 0.1
 
-    def __init__(self, policy: NamePolicy, lifetime: float = 60.0, max_entries: int = 100_000) -> None:
+    def __init__(self, policy: NamePolicy, lifetime: float = 60.0, max_entries: int = 100_000,
+                 verify_every: int = 100) -> None:
         self.policy = policy
         self.lifetime = lifetime
         self.max_entries = max_entries
         self._identities: dict[str, tuple[Identity, float, int]] = {}
         self._profiles: dict[Identity, int] = {}
         self._decisions: dict[tuple[int, str], Decision] = {}
-        self._distinct: dict[Decision, Decision] = {}
+        self._shared: dict[SharedKey, Decision] = {}
+        self.verify_every = verify_every
+        self._verify_in = verify_every
         self._forget_at = 0.0
         self._check_at = 0.0
         self._state: tuple[Any, Any, Any, Any] | None = None
         self.hits = 0
         self.misses = 0
+        self.shared_hits = 0      # cold names decided by a decision made for another name
+        self.verified = 0         # ... of which decided again by the engine, to check
+        self.shared_off = False   # a check failed: every cold name goes to the engine
 
     def identity(self, client_ip: str, at: dt.datetime, mono: float) -> tuple[Identity, int]:
         """The client's identity and profile number."""
@@ -82,12 +113,46 @@ class DecisionMemo:
             self.hits += 1
             return decision
         self.misses += 1
-        decision = self.policy.decide_name(who, name, at)
-        decision = self._distinct.setdefault(decision, decision)
+        decision = self._cold(who, profile, name, at)
         if len(self._decisions) >= self.max_entries:
             self._decisions.clear()
-            self._distinct.clear()
         self._decisions[key] = decision
+        return decision
+
+    def _cold(self, who: Identity, profile: int, name: str, at: dt.datetime) -> Decision:
+        """The decision for a name not remembered: shared with names alike (module docstring)."""
+        policy = self.policy
+        if self.shared_off:
+            return policy.decide_name(who, name, at)
+        if len(name) <= 253 and _plain_name(name) is not None:
+            host, kind, problem = name, "name", ""
+        else:
+            nh = normalise_host(name)
+            host, kind, problem = nh.host, nh.kind, nh.problem or ""
+        cats = policy.categorise_host(host) if kind != "invalid" else _EMPTY
+        overrides: tuple[Override, ...] = policy.overrides
+        covering = tuple(o for o in overrides if o.domain is not None and o.covers_host(host)) if overrides else ()
+        shared_key = (profile, kind, cats, problem, covering)
+        decision = self._shared.get(shared_key)
+        if decision is None:
+            decision = policy.decide_name(who, name, at)
+            if len(self._shared) >= self.max_entries:
+                self._shared.clear()
+            self._shared[shared_key] = decision
+            return decision
+        self.shared_hits += 1
+        self._verify_in -= 1
+        if self._verify_in <= 0:
+            self._verify_in = self.verify_every
+            self.verified += 1
+            exact = policy.decide_name(who, name, at)
+            if exact != decision:
+                self.shared_off = True
+                self.forget_decisions()
+                logger.error("the decision for %s differs from the one shared with names of the same kind, "
+                             "categories and overrides (%s, not %s): every name is decided on its own from now "
+                             "on", name, exact.rule, decision.rule)
+                return exact
         return decision
 
     def _check(self, mono: float) -> None:
@@ -107,6 +172,9 @@ class DecisionMemo:
             self.forget(mono)
 
     def forget(self, mono: float) -> None:
-        self._decisions.clear()
-        self._distinct.clear()
+        self.forget_decisions()
         self._forget_at = mono + self.lifetime
+
+    def forget_decisions(self) -> None:
+        self._decisions.clear()
+        self._shared.clear()

@@ -49,7 +49,7 @@ from proxy.dnswire import (
     restamp,
 )
 from proxy.policy import Identity
-from proxy.records import DnsQueryRecord
+from proxy.records import DnsRow
 from proxy.safesearch import is_search_engine_host, safesearch_dns_target
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,11 @@ ZONE_TRANSFERS = frozenset({251, 252})   # IXFR, AXFR: nothing to transfer throu
 
 
 class QueryLog(Protocol):
-    def submit(self, record: DnsQueryRecord) -> bool: ...
+    """Where the query log rows go (`proxy.visitwriter.BatchWriter`): one `DnsRow` tuple per query,
+    the fields of `proxy.records.DnsQueryRecord` in order (a tuple is the cheapest thing to make
+    on the event loop; the writer's thread does the rest)."""
+
+    def submit(self, record: DnsRow) -> bool: ...
 
 
 class Resolver:
@@ -98,10 +102,10 @@ class Resolver:
             self.counts["malformed"] += 1
             return None
         self.counts["queries"] += 1
-        if not self.limiter.allow(client_ip):
+        start = self.monotonic()
+        if not self.limiter.allow(client_ip, start):
             self.counts["ratelimited"] += 1
             return rcode_answer(q, RCODE_REFUSED)
-        start = self.monotonic()
         at = self.now()
         who, profile = self.memo.identity(client_ip, at, start)
         if not who.known or q.qclass != CLASS_IN or q.qtype in ZONE_TRANSFERS:
@@ -214,5 +218,5 @@ class Resolver:
         if self.log is None:
             return
         latency = int((self.monotonic() - start) * 1000)
-        self.log.submit(DnsQueryRecord(at.timestamp(), who.client_ip, who.device, who.user, group, q.name or ".",
-                                       q.qtype, action, rule, upstream, latency, rcode))
+        self.log.submit((at.timestamp(), who.client_ip, who.device, who.user, group, q.name or ".", q.qtype,
+                         action, rule, upstream, latency, rcode))

@@ -117,6 +117,19 @@ INSERT_DNS = (
     "INSERT INTO dns_queries (ts, ip_id, device_id, user_id, group_id, host_id, qtype, "
     "action, rule_id, upstream_id, latency_ms, rcode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# What the encoder runs: the same columns, but no parameter is ever None (the sqlite3 module sends a
+# None through its adapter lookup, several times dearer than a number): a missing id is sent as 0
+# (ids start at 1) and a missing status, latency or rcode as -1, and NULLIF stores them as NULL.
+_WRITE_VISIT = (
+    "INSERT INTO visits (ts, user_id, group_id, device_id, ip_id, method_id, scheme_id, "
+    "host_id, path_id, catset_id, action, rule_id, term_id, bytes, flags, status) "
+    "VALUES (?, NULLIF(?, 0), ?, NULLIF(?, 0), ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?, NULLIF(?, 0), ?, ?, NULLIF(?, -1))"
+)
+_WRITE_DNS = (
+    "INSERT INTO dns_queries (ts, ip_id, device_id, user_id, group_id, host_id, qtype, "
+    "action, rule_id, upstream_id, latency_ms, rcode) "
+    "VALUES (?, ?, NULLIF(?, 0), NULLIF(?, 0), ?, ?, ?, ?, ?, NULLIF(?, 0), NULLIF(?, -1), NULLIF(?, -1))"
+)
 _ADD_META = ("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
              "DO UPDATE SET value = COALESCE(value, 0) + excluded.value")
 
@@ -148,6 +161,7 @@ class RowEncoder:
         return self.dictionaries.cache
 
     def visit_rows(self, visits: list[VisitRecord]) -> list[tuple[object, ...]]:
+        """The rows of `visits` for `_WRITE_VISIT` (ids; 0 or -1 for none)."""
         ids = self.dictionaries.ids
         paths = [v.path if len(v.path) <= MAX_TEXT else v.path[:MAX_TEXT] for v in visits]
         terms = [v.search_term[:MAX_TEXT] if v.search_term else None for v in visits]
@@ -164,11 +178,11 @@ class RowEncoder:
         rules = ids("rule", {v.rule for v in visits})
         term_ids = ids("term", {t for t in terms if t})
         return [
-            (int(v.ts), users.get(v.user) if v.user else None, groups[v.group],
-             devices.get(v.device) if v.device else None, ips[v.client_ip],
+            (int(v.ts), users[v.user] if v.user else 0, groups[v.group],
+             devices[v.device] if v.device else 0, ips[v.client_ip],
              methods[v.method], schemes[v.scheme], hosts[v.host], path_ids[path],
-             catset_ids.get(catset), 1 if v.action == "block" else 0, rules[v.rule],
-             term_ids.get(term) if term else None, int(v.bytes), v.flags, v.status)
+             catset_ids[catset] if catset else 0, 1 if v.action == "block" else 0, rules[v.rule],
+             term_ids[term] if term else 0, int(v.bytes), v.flags, -1 if v.status is None else int(v.status))
             for v, path, catset, term in zip(visits, paths, catsets, terms, strict=True)
         ]
 
@@ -181,6 +195,7 @@ class RowEncoder:
         return text
 
     def dns_rows(self, rows: list[DnsRow]) -> list[tuple[object, ...]]:
+        """The rows of DNS queries for `_WRITE_DNS` (ids; 0 or -1 for none)."""
         ids = self.dictionaries.ids
         ips = ids("ip", {r[1] for r in rows})
         devices = ids("device", {r[2] for r in rows if r[2]})
@@ -190,10 +205,11 @@ class RowEncoder:
         rules = ids("rule", {r[8] for r in rows})
         upstreams = ids("upstream", {r[9] for r in rows if r[9]})
         return [
-            (int(ts), ips[ip], devices.get(device) if device else None,
-             users.get(user) if user else None, groups[group], hosts[name],
+            (int(ts), ips[ip], devices[device] if device else 0,
+             users[user] if user else 0, groups[group], hosts[name],
              int(qtype), 1 if action == "block" else 0, rules[rule],
-             upstreams.get(upstream) if upstream else None, latency, rcode)
+             upstreams[upstream] if upstream else 0, -1 if latency is None else int(latency),
+             -1 if rcode is None else int(rcode))
             for ts, ip, device, user, group, name, qtype, action, rule, upstream, latency, rcode in rows
         ]
 
@@ -217,9 +233,9 @@ class RowEncoder:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if visits:
-                conn.executemany(INSERT_VISIT, self.visit_rows(visits))
+                conn.executemany(_WRITE_VISIT, self.visit_rows(visits))
             if queries:
-                conn.executemany(INSERT_DNS, self.dns_rows(queries))
+                conn.executemany(_WRITE_DNS, self.dns_rows(queries))
             for key, count in drops.items():
                 if count:
                     conn.execute(_ADD_META, (key, count))

@@ -244,7 +244,7 @@ async def test_dns_rows_submitted_as_tuples_read_back_as_records(tmp_path: Path)
     await writer.start()
     rows = [dns_row(i, f"name{i % 150}.example") for i in range(600)]
     record = DnsQueryRecord(T0 + 700, "10.20.1.21", "ks1-ipad-01", "y1.pupil", "ks1", "name3.example", 28,
-                            "allow", "allow", "cache", 0, 3)
+                            "allow", "allow", "cache", None, None)    # no latency, no rcode: stored as NULL
     for row in rows:
         assert writer.submit(row)
     writer.submit(record)
