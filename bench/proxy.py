@@ -260,14 +260,9 @@ def main() -> None:
 def per_round(runs: dict[str, list[dict[str, float]]]) -> dict[str, object]:
     """Schoolgate / mitmdump in each round (both loaded back to back, so under much the same load)."""
     pairs = list(zip(runs.get("schoolgate", []), runs.get("mitmdump", []), strict=True))
-
-    def ratios(key: str) -> list[float]:
-        return [round(a[key] / b[key], 3) if b[key] else 0.0 for a, b in pairs]
-
-    rps, cpu = ratios("rps"), ratios("cpu_ms_per_req")
-    return {"rounds_rps_ratio": rps, "rounds_cpu_ratio": cpu,
-            "rounds_rps_ratio_median": round(statistics.median(rps), 3) if rps else 0.0,
-            "rounds_cpu_ratio_median": round(statistics.median(cpu), 3) if cpu else 0.0}
+    rps, cpu = ([round(a[key] / b[key], 3) if b[key] else 0.0 for a, b in pairs] for key in ("rps", "cpu_ms_per_req"))
+    return {"rounds_rps_ratio": rps, "rounds_cpu_ratio": cpu, "rounds_rps_ratio_median": round(statistics.median(
+        rps or [0.0]), 3), "rounds_cpu_ratio_median": round(statistics.median(cpu or [0.0]), 3)}
 
 
 def goals(r: dict[str, object]) -> dict[str, object]:

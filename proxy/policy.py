@@ -195,16 +195,14 @@ def _in_school_hours(settings: Settings, at: dt.datetime) -> bool:
     is the same for the whole minute (the memo is not used when either is not so).
     """
     global _hours_memo
-    school = settings.school
-    memo = _hours_memo
+    school, memo = settings.school, _hours_memo
     if at.tzinfo is None:
         return school.hours.contains(at.astimezone(school.timezone))
     minute = int(at.timestamp() // 60)
     if memo is not None and memo[0] is school and memo[1] == minute:
         return memo[2]
     local = at.astimezone(school.timezone)
-    answer = school.hours.contains(local)
-    hours, offset = school.hours, local.utcoffset()
+    hours, offset, answer = school.hours, local.utcoffset(), school.hours.contains(local)
     if (offset is not None and offset % dt.timedelta(minutes=1) == dt.timedelta(0)
             and not (hours.start.second or hours.start.microsecond or hours.end.second or hours.end.microsecond)):
         _hours_memo = (school, minute, answer)
@@ -218,8 +216,7 @@ def _override_reason(settings: Settings, override: Override, group_name: str) ->
     memo = _reason_memo.get(key)
     if memo is not None and memo[0] is override and memo[1] is tz:
         return memo[2]
-    what = override.domain or override.category
-    until = override.ends_at.astimezone(tz)
+    what, until = override.domain or override.category, override.ends_at.astimezone(tz)
     reason = f"Allowed for {group_name} by {override.by or 'a teacher'} until {until:%H:%M} ({what})"
     if len(_reason_memo) >= 1024:
         _reason_memo.clear()
