@@ -41,7 +41,8 @@ from categories.indexfile import (  # re-exported: the compiler and others impor
     read_header,
 )
 from categories.normalise import NormalisedURL
-from categories.urlmatch import SMALL_BLOB, hashed_ids, matching_ids, path_matches
+from categories.urlcheck import CheckURL, NameCategories, build_checks
+from categories.urlmatch import SMALL_BLOB, hashed_ids, matching_ids, path_matches, scanned_ids
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +99,15 @@ class CategoryIndex:
         self._url_offs = self._views["url_offs"].cast("I")
         self._path_keys = self._views["path_keys"].cast("Q")
         self._path_cids = self._views["path_cids"].cast("H")
-        self._small_blob = SMALL_BLOB if path_entries else 1 << 62  # old files: `find` only
+        self._has_path_table = bool(path_entries)  # files written before it: `find` only
         self._bloom = self._views["bloom"] if bloom_bytes else _ALL_PASS
         self._hot = (_md5, _unpack_q, self._shift, self._fp_shift, self._dir, self._fp, self._val,
                      self._exact_sets, self._suffix_sets, self._has_url, _crc32, self._bloom,
                      len(self._bloom) * 8 - 1)
+        # `check_url(url)` is `lookup_url(normalise_url(url))` in one call (`categories.urlcheck`).
+        self.check_url: CheckURL
+        self._name_categories: NameCategories
+        self.check_url, self._name_categories = build_checks(self)
 
     @classmethod
     def open(cls, path: Path) -> CategoryIndex:
@@ -197,43 +202,12 @@ class CategoryIndex:
         host = url.host
         if kind == "invalid" or not host:
             return EMPTY
-        found = EMPTY
-        url_hosts: list[tuple[int, bytes]] = []  # (hash, name) of listed suffixes with URL entries
         if kind == "name":
-            dots = host.count(".")
-            if dots:
-                (md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, has_url,
-                 crc, bloom_map, mask) = self._hot
-                rest = host.encode()
-                while True:  # as in lookup_host
-                    c = crc(rest) & mask
-                    if bloom_map[c >> 3] >> (c & 7) & 1:
-                        h = unpack(md5(rest).digest())[0]
-                        b = h >> shift
-                        hi = dir_[b + 1]
-                        fp = h >> fp_shift & 0xFFFFFFFF
-                        j = bisect_left(fps, fp, dir_[b], hi)
-                        if j < hi and fps[j] == fp:
-                            rid = vals[j]
-                            cats = sets[rid]
-                            if cats:
-                                found = found | cats if found else cats
-                            if has_url[rid]:
-                                url_hosts.append((h, rest))
-                    dots -= 1
-                    if not dots:
-                        break
-                    rest = rest.partition(b".")[2]
-                    sets = suffix_sets
-            if self._tlds:
-                found = self._tld(host, found)
-                if self._url_tlds:
-                    url_hosts += [(h, site) for h, site in url_hashes(self, host) if b"." not in site]
-        else:  # an IP address: itself only
-            found = self.lookup_host(host)
-            url_hosts = url_hashes(self, host)
+            return self._name_categories(host, url.path, url.query)
+        found = self.lookup_host(host)  # an IP address: itself only
         path = url.path
         query = url.query
+        url_hosts = url_hashes(self, host)
         if url_hosts:
             prefix = f"{path}?{query}".lower() if query else path.lower()
             names = self.categories
@@ -266,9 +240,11 @@ class CategoryIndex:
             return []
         lo = self._blob_start + self._url_offs[j]
         hi = self._blob_start + self._url_offs[j + 1]
-        if hi - lo < self._small_blob:
-            return matching_ids(self._mmap, lo, hi, prefix)
-        return hashed_ids(site, prefix, self._path_keys, self._path_cids)
+        if hi - lo < SMALL_BLOB:
+            return scanned_ids(self._mmap, lo, hi, prefix)
+        if self._has_path_table:
+            return hashed_ids(site, prefix, self._path_keys, self._path_cids)
+        return matching_ids(self._mmap, lo, hi, prefix)
 
     # -- slow path, for `categories lookup --json` and `schoolgate explain` ------------------
     def explain_url(self, url: NormalisedURL) -> list[dict[str, str]]:

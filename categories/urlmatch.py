@@ -16,8 +16,10 @@ Two ways to look a candidate up, both in the mapped index file:
   can be an entry), so a long request costs two or three probes;
 - `matching_ids`: a C-level `find` of `TAB candidate LF` in the host's lines
   of `url_blob` (`category-id TAB path LF`), shortest first, stopping when no
-  line starts with `TAB candidate`; cheaper for a host with a few entries,
-  and the only way for files written before `path_keys` existed.
+  line starts with `TAB candidate`: the way for a host with many entries in
+  files written before `path_keys` existed;
+- `scanned_ids`: each of the host's lines tested with one `startswith`, for
+  a host with a few entries (nearly all of them: under SMALL_BLOB bytes).
 """
 from __future__ import annotations
 
@@ -36,7 +38,9 @@ _CUT_BEFORE = frozenset("/?;&#")
 _CUT_AFTER = frozenset("/?=&")
 _SPLIT = re.compile(r"([/?;&#=])").split
 _unpack_q = struct.Struct(">Q").unpack_from
-SMALL_BLOB = 512  # bytes of a host's lines below which `find` beats hashing every candidate
+_ENDS_AT_BOUNDARY = frozenset(b"/?=&")  # `path_matches` on UTF-8 bytes: an entry ending so
+_BOUNDARY = frozenset(b"/?;&#")  # or followed in the request by one of these
+SMALL_BLOB = 512  # bytes of a host's lines below which testing each line beats hashing candidates
 PREFIX_ONLY = 0xFFFF  # a path_cids value: this key is a prefix of entries, not an entry
 
 
@@ -129,4 +133,24 @@ def matching_ids(blob: Searchable, lo: int, hi: int, prefix: str) -> list[int]:
             start = max(blob.rfind(b"\n", lo, pos) + 1, lo)
             out.append(int(blob[start:pos]))
             pos = find(needle, pos + 1, hi)
+    return out
+
+
+def scanned_ids(blob: Searchable, lo: int, hi: int, prefix: str) -> list[int]:
+    """`matching_ids` by testing each line: `path_matches` on the UTF-8 bytes of both sides.
+
+    An entry that is a prefix of the request's bytes ends on a character boundary of it,
+    so the byte after it is the next character's first (ASCII if it is a boundary).
+    """
+    out: list[int] = []
+    if hi <= lo:
+        return out
+    request = _encode(prefix)
+    n = len(request)
+    for line in blob[lo:hi - 1].split(b"\n"):  # every line ends with LF
+        cid, _, entry = line.partition(b"\t")
+        if request.startswith(entry):
+            k = len(entry)
+            if k == n or (k and entry[k - 1] in _ENDS_AT_BOUNDARY) or request[k] in _BOUNDARY:
+                out.append(int(cid))
     return out

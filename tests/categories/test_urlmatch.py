@@ -18,6 +18,7 @@ from categories.urlmatch import (
     path_key,
     path_matches,
     prefix_rows,
+    scanned_ids,
 )
 
 SEGMENTS = ["a", "b", "docs", "d", "x1", "edit", "?", "=", "&", ";", "#", "/", "q", "id", "é"]
@@ -54,6 +55,7 @@ def test_find_and_hashed_lookups_equal_a_scan() -> None:
             prefix = random_path(rng).lower()
             expected = sorted(c for c, p in entries if path_matches(prefix, p))
             assert sorted(matching_ids(blob, lo, hi, prefix)) == expected, (prefix, entries)
+            assert sorted(scanned_ids(blob, lo, hi, prefix)) == expected, (prefix, entries)
             assert sorted(hashed_ids(b"site.example", prefix, keys, cids)) == expected
             assert hashed_ids(b"other.example", prefix, keys, cids) == [] or not expected
 
