@@ -20,6 +20,7 @@ from mitmproxy import http
 
 from addons.runtimeref import ANSWERED, RuntimeRef, header, identity_of
 from proxy.blockpages import render_review_thanks
+from proxy.db import retry_locked
 from proxy.reviews import add_request
 
 logger = logging.getLogger(__name__)
@@ -83,9 +84,11 @@ class Portal:
                                       {"Content-Type": "text/plain; charset=utf-8"})
         who = identity_of(flow) or blocked.identity
         why = (form.get("reason") or form.get("why") or [""])[0][:2000]
-        await add_request(rt.db, ref=reference, url=blocked.url, host=blocked.host, user=who.user,
-                          device=who.device, client_ip=who.client_ip, group=blocked.decision.group,
-                          categories=blocked.decision.categories, reason_text=why, now=rt.clock())
+        now = rt.clock()
+        await retry_locked(lambda: add_request(
+            rt.db, ref=reference, url=blocked.url, host=blocked.host, user=who.user, device=who.device,
+            client_ip=who.client_ip, group=blocked.decision.group, categories=blocked.decision.categories,
+            reason_text=why, now=now))
         logger.info("review request %s for %s from %s", reference, blocked.host, ip)
         thanks = render_review_thanks(reference, school_name=rt.settings.school.name)
         return http.Response.make(200, thanks, {"Content-Type": "text/html; charset=utf-8"})

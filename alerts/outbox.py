@@ -232,6 +232,13 @@ async def unreported_for(conn: aiosqlite.Connection, severity: str, keys: Sequen
     return found
 
 
+async def any_unreported(conn: aiosqlite.Connection) -> bool:
+    """Whether any hit waits for an email (a read on the partial index: no write lock taken)."""
+    async with conn.execute("SELECT 1 FROM alert_hits INDEXED BY alert_hits_unreported "
+                            "WHERE outbox_id IS NULL LIMIT 1") as cur:
+        return await cur.fetchone() is not None
+
+
 async def oldest_unreported(conn: aiosqlite.Connection, severity: str) -> dt.datetime | None:
     async with conn.execute("SELECT MIN(at) FROM alert_hits WHERE outbox_id IS NULL AND severity = ?",
                             (severity,)) as cur:

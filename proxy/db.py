@@ -14,14 +14,16 @@ the visit writer, nor does it block them.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -35,12 +37,15 @@ from proxy.migrations import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = [
     "DB_FILENAME",
     "SCHEMA_VERSION",
     "SchemaError",
+    "is_locked",
     "open_db",
+    "retry_locked",
     "open_db_sync",
     "transaction",
     "transaction_sync",
@@ -193,6 +198,29 @@ async def transaction(conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Con
             await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+def is_locked(exc: BaseException) -> bool:
+    """SQLITE_BUSY: another connection held the write lock past the busy timeout."""
+    return isinstance(exc, sqlite3.OperationalError) and "database is locked" in str(exc)
+
+
+async def retry_locked(write: Callable[[], Awaitable[T]], *, attempts: int = 3, pause_s: float = 0.25) -> T:
+    """Run `write` (one statement or transaction, nothing written when it fails) again when it meets a lock.
+
+    For writes a person waits on (a review request): the busy timeout already waited, and SQLite's busy
+    handler polls rather than queues, so a writer that is unlucky under load gets a second chance
+    instead of an error page.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await write()
+        except sqlite3.OperationalError as exc:
+            if attempt == attempts or not is_locked(exc):
+                raise
+            logger.warning("database locked (attempt %d of %d); trying again", attempt, attempts)
+            await asyncio.sleep(pause_s * attempt)
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from proxy.decision import Page
 from tests.alerts.helpers import Clock, demo_settings, evaluation, service
 from tests.alerts.smtpserver import SmtpServer
@@ -138,4 +140,25 @@ async def test_daily_digest_goes_at_the_end_of_the_school_day(tmp_path: Path, sm
         await smtp.wait_for(2)
         assert "attacking websites" in smtp.received[1].text
     finally:
+        await svc.stop()
+
+
+async def test_an_idle_pass_never_takes_the_write_lock(tmp_path: Path, smtp: SmtpServer, clock: Clock) -> None:
+    """With no hit waiting, a pass only reads: another writer holding the lock does not delay or fail it."""
+    path = tmp_path / "db.sqlite3"
+    svc = service(demo_settings(smtp.port), path, clock)
+    await svc.open()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        await svc.conn.execute("PRAGMA busy_timeout = 50")
+        holder.execute("BEGIN IMMEDIATE")                   # the visit writer, in the middle of a batch
+        assert (await svc.run_once()).sent == 0             # would raise "database is locked" if it wrote
+        svc.submit(evaluation(), ADULT)                     # a hit: this pass must write, and waits its turn
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await svc.run_once()
+        holder.execute("COMMIT")
+        assert (await svc.run_once()).sent == 1             # the hit was kept in memory, and is sent now
+        await smtp.wait_for(1)
+    finally:
+        holder.close()
         await svc.stop()

@@ -16,6 +16,7 @@ from proxy.db import (
     open_db,
     open_db_sync,
     parse_iso,
+    retry_locked,
     transaction,
     transaction_sync,
     utc_iso,
@@ -123,3 +124,39 @@ def test_utc_iso_is_one_sortable_form() -> None:
 
 def test_default_db_path(tmp_path: Path) -> None:
     assert default_db_path(tmp_path).parent == tmp_path
+
+
+async def test_retry_locked_waits_out_a_lock_and_raises_anything_else(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    conn = await open_db(path, busy_timeout_ms=20)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):      # gives up after its attempts
+            await retry_locked(lambda: conn.execute("INSERT INTO meta (key, value) VALUES ('a', 1)"),
+                               attempts=2, pause_s=0.01)
+        tries = 0
+
+        async def write() -> None:
+            nonlocal tries
+            tries += 1
+            if tries == 2:
+                holder.execute("COMMIT")                                    # the other writer finishes
+            await conn.execute("INSERT INTO meta (key, value) VALUES ('b', 2)")
+
+        await retry_locked(write, attempts=3, pause_s=0.01)
+        assert tries == 2
+        assert await scalar(conn, "SELECT value FROM meta WHERE key = 'b'") == 2
+        calls = 0
+
+        async def broken() -> None:
+            nonlocal calls
+            calls += 1
+            await conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await retry_locked(broken, pause_s=0.01)
+        assert calls == 1                                                   # not a lock: not tried again
+    finally:
+        holder.close()
+        await conn.close()
