@@ -11,7 +11,10 @@ Keys are chosen by the resolver: the question's name and type, whether the
 client spoke EDNS, and for safe-search rewrites the rewrite target, so two
 groups never share an answer that differs between them.  Blocked answers are
 decided per client and never stored here.  The cache is bounded: when full,
-the oldest entries go first.  Time comes from an injected monotonic clock.
+the oldest entries go first; and expired entries are swept out every
+`sweep_every` seconds (a name asked once would otherwise stay until the cache
+filled: at 100,000 entries of ~600 bytes, ~55 MiB that a school's resolver
+holds for nothing).  Time comes from an injected monotonic clock.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ class DnsCache:
     """Bounded TTL cache of upstream answers (see the module docstring)."""
 
     def __init__(self, min_ttl: int, max_ttl: int, max_entries: int = 100_000,
-                 clock: Monotonic = time.monotonic, negative_ttl: int = 60) -> None:
+                 clock: Monotonic = time.monotonic, negative_ttl: int = 60, sweep_every: float = 30.0) -> None:
         if min_ttl > max_ttl:
             raise ValueError("min_ttl must not exceed max_ttl")
         self.min_ttl = min_ttl
@@ -53,8 +56,11 @@ class DnsCache:
         self.negative_ttl = negative_ttl
         self.clock = clock
         self._entries: dict[Hashable, _Entry] = {}
+        self.sweep_every = sweep_every
+        self._sweep_at = clock() + sweep_every
         self.hits = 0
         self.misses = 0
+        self.swept = 0            # expired entries removed by sweeps
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -80,12 +86,15 @@ class DnsCache:
         if lifetime <= 0:
             return bytes(wire)
         entries = self._entries
+        now = self.clock()
+        if now >= self._sweep_at:
+            self.sweep(now)
         if key in entries:
             del entries[key]
         elif len(entries) >= self.max_entries:
             self._evict()
         stored = bytes(wire)
-        entries[key] = _Entry(stored, offsets, ttls, self.clock(), lifetime)
+        entries[key] = _Entry(stored, offsets, ttls, now, lifetime)
         return stored
 
     def get(self, key: Hashable, q: Query) -> bytes | None:
@@ -108,12 +117,20 @@ class DnsCache:
         self.hits += 1
         return restamp(entry.aged, q)
 
+    def sweep(self, now: float) -> int:
+        """Remove the expired entries (one pass over the cache: ~10 ms at 100,000 entries); returns how many."""
+        self._sweep_at = now + self.sweep_every
+        entries = self._entries
+        expired = [k for k, e in entries.items() if e.expires <= now]
+        for key in expired:
+            del entries[key]
+        self.swept += len(expired)
+        return len(expired)
+
     def _evict(self) -> None:
         """Drop expired entries, then the oldest tenth when that was not enough."""
-        now = self.clock()
         entries = self._entries
-        for key in [k for k, e in entries.items() if e.expires <= now]:
-            del entries[key]
+        self.sweep(self.clock())
         if len(entries) >= self.max_entries:
             for key in list(entries)[: max(1, self.max_entries // 10)]:
                 del entries[key]

@@ -150,7 +150,7 @@ class RowEncoder:
     rolled-back batch leaves no stale id.
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, max_cache: int = 200_000) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, max_cache: int = 50_000) -> None:
         self.conn = conn
         self.dictionaries = DictionaryIds(conn, max_cache=max_cache)
         self._catset_text: dict[tuple[str, ...], str] = {}

@@ -58,9 +58,14 @@ class BlockedRef:
 
 
 class RecentBlocks(OrderedDict[str, BlockedRef]):
-    """The last `limit` block references (for the review form)."""
+    """The last `limit` block references (for the review form).
 
-    def __init__(self, limit: int = 20_000) -> None:
+    A review request is made from the page just shown; a reference that has fallen out gets "this review
+    form has expired, reload the blocked page", and the reload gives a new one.  5,000 is well over an
+    hour of a large school's block pages, at ~400 bytes each (~2 MB; 20,000 held ~8 MB for no one).
+    """
+
+    def __init__(self, limit: int = 5_000) -> None:
         super().__init__()
         self.limit = limit
 

@@ -83,3 +83,20 @@ def test_bounded() -> None:
         cache.put(i, answer(f"n{i}.example"))
     assert len(cache) <= 100
     assert cache.get(249, q("n249.example")) is not None  # type: ignore[arg-type]
+
+
+def test_names_asked_once_are_swept_out_when_they_expire() -> None:
+    """Expired entries do not wait for the cache to fill: each sweep (at a put) removes them."""
+    mono = Mono()
+    cache = DnsCache(30, 3600, clock=mono, sweep_every=30)
+    for i in range(200):                                   # 200 names asked once, 30 s each
+        cache.put(f"once{i}", answer(f"once{i}.example", ttl=5))
+    cache.put("long", answer("long.example", ttl=600))
+    assert len(cache) == 201
+    mono.now += 29
+    cache.put("early", answer("early.example", ttl=300))   # before the sweep is due: nothing removed
+    assert len(cache) == 202
+    mono.now += 2                                          # 31 s: the short ones have expired
+    cache.put("next", answer("next.example", ttl=300))
+    assert len(cache) == 3 and cache.swept == 200
+    assert cache.get("long", q("long.example")) is not None and cache.get("early", q("early.example")) is not None
