@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alerts import cli as alerts_cli
-from config.errors import ConfigError
 from proxy import cmd_admin, cmd_config, cmd_register, cmd_service, cmd_status
-from proxy.context import Context, default_data_dir
+from proxy.context import Context, run_in_context
 from reports import cli as reports_cli
 
 logger = logging.getLogger(__name__)
@@ -52,20 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     service = args.command in SERVICES
     level = logging.DEBUG if getattr(args, "verbose", False) else logging.INFO if service else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx = Context()
-    if getattr(args, "config", None):
-        ctx.config_path = args.config
-    ctx.data_dir = getattr(args, "data", None) or default_data_dir()
     handler: Handler = args.handler
-    try:
-        return handler(args, ctx)
-    except ConfigError as exc:
-        print(f"schoolgate: the config has {len(exc.issues)} problem(s):", file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_in_context(handler, args, getattr(args, "config", None), getattr(args, "data", None))
 
 
 def not_yet(name: str) -> Handler:

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from proxy.context import Context, default_data_dir
+from proxy.context import Context, run_in_context
 from proxy.dns import DnsServer, resolver_for
 from proxy.runtime import Runtime
 
@@ -84,8 +84,6 @@ def dns_command(args: argparse.Namespace, ctx: Context) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m proxy.cmd_dns`: `schoolgate dns` without the rest of the CLI."""
-    from config.errors import ConfigError
-
     parser = argparse.ArgumentParser(prog="python -m proxy.cmd_dns", description="Schoolgate's DNS resolver")
     parser.add_argument("--config", type=Path, default=None, help="config file (default: as `schoolgate`)")
     parser.add_argument("--data", type=Path, default=None, help="data directory (default: as `schoolgate`)")
@@ -94,19 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx = Context()
-    if args.config is not None:
-        ctx.config_path = args.config
-    ctx.data_dir = args.data or default_data_dir()
-    try:
-        return dns_command(args, ctx)
-    except ConfigError as exc:
-        print(f"schoolgate: the config has {len(exc.issues)} problem(s):", file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_in_context(dns_command, args, args.config, args.data)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from config.errors import ConfigError
 from config.loader import default_config_path, load_settings
 from config.schema import Settings
 
@@ -51,3 +55,20 @@ class Context:
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
+
+
+def run_in_context(handler: Callable[[Any, Context], int], args: Any, config: Path | None, data: Path | None) -> int:
+    """Run one command with its `Context`; a config with problems is listed (exit 2), Ctrl-C exits 130."""
+    ctx = Context()
+    if config is not None:
+        ctx.config_path = config
+    ctx.data_dir = data or default_data_dir()
+    try:
+        return handler(args, ctx)
+    except ConfigError as exc:
+        print(f"schoolgate: the config has {len(exc.issues)} problem(s):", file=sys.stderr)
+        for issue in exc.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

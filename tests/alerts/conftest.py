@@ -1,21 +1,9 @@
+"""Fixtures of the alert tests (`smtp` is in tests/conftest.py)."""
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.alerts.helpers import Clock
-from tests.alerts.smtpserver import SmtpServer
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

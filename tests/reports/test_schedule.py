@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpServer]:
-    server = SmtpServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
