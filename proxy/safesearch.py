@@ -25,6 +25,7 @@ a resolver can answer with (a CNAME), e.g. `forcesafesearch.google.com`.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -88,8 +89,13 @@ def _clean_host(host: str) -> str:
     return host.split(":", 1)[0]
 
 
+@functools.lru_cache(maxsize=8192)
 def is_search_engine_host(host: str) -> str | None:
-    """The engine name when `host` is a search engine (or YouTube) we make safe."""
+    """The engine name when `host` is a search engine (or YouTube) we make safe.
+
+    Asked several times for every request and DNS query (safe search, search terms, circumvention) about
+    the same few thousand hosts: remembered (a pure function of the string; ~1 MB at most).
+    """
     host = _clean_host(host)
     if not any(marker in host for marker in _MARKERS):
         return None
