@@ -43,6 +43,16 @@ _FAST_URL = re.compile(
     re.DOTALL,
 )
 _fast_url = _FAST_URL.fullmatch
+# The same for a dotted-decimal IPv4 host in its canonical form (no leading zeros, each part <= 255):
+# `parse_host` gives it back unchanged, as kind "ipv4".  Other IPv4 forms (octal, hex, fewer parts)
+# take the general path.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_FAST_IPV4_URL = re.compile(
+    rf"(https?)://({_OCTET}(?:\.{_OCTET}){{3}})"
+    r"(?::([0-9]{1,5}))?(/[^?#%\\\x00-\x20]*)?(?:\?([^#\x00-\x20]*))?(?:#.*)?",
+    re.DOTALL,
+)
+_fast_ipv4_url = _FAST_IPV4_URL.fullmatch
 _SPECIAL = re.compile(r"(https?|wss?|ftp):[/\\]*", re.IGNORECASE)
 _new = object.__new__
 
@@ -143,7 +153,11 @@ def normalise_host(host: str) -> NormalisedHost:
 
 def normalise_url(url: str) -> NormalisedURL:
     """Normalise an absolute URL (or `host/path` without a scheme); see the module docstring."""
+    kind = "name"
     m = _fast_url(url)
+    if m is None:
+        m = _fast_ipv4_url(url)
+        kind = "ipv4"
     if m is not None:
         scheme, host, port_text, path, query = m.groups()
         if ((len(host) < 64 or _labels_fit(host)) and (path is None or "/." not in path)
@@ -151,7 +165,7 @@ def normalise_url(url: str) -> NormalisedURL:
             # Built as `_url` does, inlined: this runs on every request.
             obj = _new(NormalisedURL)
             d = obj.__dict__
-            d["kind"] = "name"
+            d["kind"] = kind
             d["scheme"] = scheme
             d["host"] = host
             d["port"] = int(port_text) if port_text else DEFAULT_PORTS[scheme]

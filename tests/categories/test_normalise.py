@@ -146,3 +146,25 @@ def test_fast_path_equals_general_path_on_generated_urls() -> None:
         fast += _fast_url(url) is not None
         assert normalise_url(url) == _normalise_url_slow(url), url
     assert fast > 2000  # the generated URLs exercise the fast path too
+
+
+def test_ipv4_fast_path_equals_general_path_on_generated_urls() -> None:
+    """Dotted-decimal hosts: the canonical form takes the fast path, every other form the general one,
+    and both say the same (leading zeros are octal, 256 is no octet, three parts are a number)."""
+    import random
+
+    from categories.normalise import _fast_ipv4_url, _normalise_url_slow
+
+    rng = random.Random(13)
+    parts = ["0", "1", "9", "10", "99", "100", "199", "200", "249", "250", "255", "256", "300", "01", "010", "0x7f"]
+    tails = ["", "/", "/a", "/a/../b", "/%41", ":80", ":8081/file", ":99999/", "?q=1", "#f", "/x?y#z", "\\a", " "]
+    fast = 0
+    for _ in range(20000):
+        host = ".".join(rng.choice(parts) for _ in range(rng.choice([3, 4, 4, 4, 5])))
+        url = rng.choice(["http://", "https://", "HTTP://"]) + host + "".join(rng.choice(tails)
+                                                                          for _ in range(rng.randint(0, 2)))
+        fast += _fast_ipv4_url(url) is not None
+        assert normalise_url(url) == _normalise_url_slow(url), url
+    assert fast > 1000
+    assert normalise_url("http://127.0.0.1:8081/file") == NormalisedURL("ipv4", "http", "127.0.0.1", 8081, "/file",
+                                                                       "", "")
