@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
@@ -29,14 +30,16 @@ from proxy.db import open_db
 from proxy.decision import Decision
 from proxy.engine import Engine
 from proxy.listentries import load_local_lists
-from proxy.listupdater import ListUpdater
 from proxy.metrics import Counters, MetricsServer
 from proxy.overrides import load_active_overrides
 from proxy.policy import Identity
 from proxy.register import load_snapshot
 from proxy.runmarker import clear_running, mark_running
 from proxy.visitwriter import BatchWriter
-from reports.schedule import ReportScheduler
+
+if TYPE_CHECKING:   # imported when started in the background mode (they and httpx, jinja2 cost ~0.2 s)
+    from proxy.listupdater import ListUpdater
+    from reports.schedule import ReportScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +94,15 @@ class Runtime:
         self.writer = BatchWriter(ctx.db_path, queue_size=st.visit_queue, batch_size=st.batch_size,
                                   flush_interval=st.flush_interval_s)
         self.alerts = AlertService(self.settings, ctx.db_path, clock=clock, watch_topic=topic_from(self.engine))
-        self.lists = ListUpdater(ctx, clock)
-        self.reports = ReportScheduler(self.settings, ctx.db_path, ctx.reports_dir, index_path=ctx.index_path,
-                                       clock=clock)
+        self.lists: ListUpdater | None = None        # the background tasks of `schoolgate run` only
+        self.reports: ReportScheduler | None = None
+        if background:
+            from proxy.listupdater import ListUpdater
+            from reports.schedule import ReportScheduler
+
+            self.lists = ListUpdater(ctx, clock)
+            self.reports = ReportScheduler(self.settings, ctx.db_path, ctx.reports_dir, index_path=ctx.index_path,
+                                           clock=clock)
         self.secret = _load_secret(ctx.data_dir / "secret.key")
         self._task: asyncio.Task[None] | None = None
         self._db: aiosqlite.Connection | None = None
@@ -115,6 +124,7 @@ class Runtime:
         await self.writer.start()
         if self.background:
             await self.alerts.start()
+        if self.reports is not None and self.lists is not None:
             await self.reports.start()
             await self.lists.start()
         self._task = asyncio.create_task(self._refresh_loop(), name="schoolgate-refresh")
@@ -138,9 +148,10 @@ class Runtime:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if self.background:
+        if self.lists is not None and self.reports is not None:
             await self.lists.stop()
             await self.reports.stop()
+        if self.background:
             await self.alerts.stop()
         await self.writer.stop()
         if self._db is not None and self.background:
