@@ -9,6 +9,13 @@ upstream with that id and the same question, and the client's id is put back
 before the answer is returned.  An answer with TC set is asked
 again over TCP.  When every upstream has failed, `UpstreamError` is raised:
 the resolver answers SERVFAIL, never NXDOMAIN.
+
+An upstream that fails `DOWN_AFTER` times in a row is left out for `HOLD_S`
+seconds, then tried again (one query is its probe).  When every upstream is
+left out, a query fails at once instead of waiting out a timeout per
+upstream: a school whose internet link is down gets SERVFAIL in a
+millisecond, not after several seconds per name, and the resolver does not
+pile up thousands of waiting queries.
 """
 from __future__ import annotations
 
@@ -16,7 +23,8 @@ import asyncio
 import logging
 import secrets
 import struct
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from proxy.dnschannel import UdpChannel
 from proxy.dnswire import is_truncated
@@ -45,14 +53,37 @@ def _matches(answer: bytes, qid: int, question: bytes) -> bool:
 class Upstreams:
     """The upstream resolvers of `[dns] upstreams` (see the module docstring)."""
 
-    def __init__(self, servers: Sequence[tuple[str, int]], timeout: float = 2.0) -> None:
+    DOWN_AFTER = 3
+    HOLD_S = 5.0
+
+    def __init__(self, servers: Sequence[tuple[str, int]], timeout: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if not servers:
             raise ValueError("at least one upstream resolver is needed")
         self.servers = tuple(servers)
         self.timeout = timeout
+        self.clock = clock
         self._preferred = 0
         self.failures = [0] * len(self.servers)
+        self._in_a_row = [0] * len(self.servers)
+        self._down_until = [0.0] * len(self.servers)
+        self.fast_failures = 0        # queries failed at once: every upstream was left out
         self._channels: list[UdpChannel | None] = [None] * len(self.servers)
+
+    def _order(self, now: float) -> list[int]:
+        """The upstreams to try now, the preferred first; those left out (failing) are skipped."""
+        count = len(self.servers)
+        order = [(self._preferred + step) % count for step in range(count)]
+        return [i for i in order if self._down_until[i] <= now]
+
+    def _failed(self, i: int, now: float) -> None:
+        self.failures[i] += 1
+        self._in_a_row[i] += 1
+        if self._in_a_row[i] >= self.DOWN_AFTER:
+            if self._down_until[i] <= now:
+                logger.warning("upstream %s failed %d times in a row: left out for %.0f s",
+                               self.name(self.servers[i]), self._in_a_row[i], self.HOLD_S)
+            self._down_until[i] = now + self.HOLD_S
 
     @staticmethod
     def name(server: tuple[str, int]) -> str:
@@ -63,10 +94,15 @@ class Upstreams:
         """The answer to `wire` (its id restored) and the name of the upstream that gave it."""
         client_id = wire[:2]
         question = wire[12:_question_end(wire)].lower()
-        count = len(self.servers)
+        now = self.clock()
+        order = self._order(now)
+        if not order:
+            self.fast_failures += 1
+            wait = min(self._down_until) - now
+            raise UpstreamError(f"every upstream failed {self.DOWN_AFTER} times in a row; "
+                                f"trying again in {wait:.1f} s")
         errors = []
-        for step in range(count):
-            i = (self._preferred + step) % count
+        for i in order:
             server = self.servers[i]
             try:
                 answer = await self._udp(i, wire, question)
@@ -74,11 +110,13 @@ class Upstreams:
                     qid = secrets.randbits(16)
                     answer = await self._tcp(server, qid.to_bytes(2, "big") + wire[2:], qid, question)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-                self.failures[i] += 1
+                self._failed(i, self.clock())
                 errors.append(f"{self.name(server)}: {type(exc).__name__} {exc}".strip())
                 logger.debug("upstream %s failed: %s", self.name(server), exc)
                 continue
             self._preferred = i
+            self._in_a_row[i] = 0
+            self._down_until[i] = 0.0
             return client_id + answer[2:], self.name(server)
         raise UpstreamError("; ".join(errors))
 

@@ -93,6 +93,32 @@ async def test_upstream_failover_and_servfail(base: Context) -> None:
         await school.close()
 
 
+async def test_a_dead_link_is_answered_at_once_and_probed_until_it_is_back(base: Context) -> None:
+    """Three timeouts in a row leave an upstream out for a few seconds; with all of them out,
+    SERVFAIL comes at once (not after a timeout per upstream per name), and a probe finds the way back."""
+    school = await start_dns_school(base, upstreams=2, timeout_s=0.2)
+    try:
+        first, second = school.upstreams
+        first.dead = second.dead = True
+        hold = school.resolver.upstreams.HOLD_S
+        for i in range(3):
+            assert (await school.ask(f"n{i}.example.test", src=KS2)).header.rcode == RCODE.SERVFAIL
+        assert len(first.seen) == len(second.seen) == 3          # each asked, each timed out
+        for i in range(5):                                         # left out: nobody waits, nobody is asked
+            reply = await school.ask(f"m{i}.example.test", src=KS2, timeout=0.15)
+            assert reply.header.rcode == RCODE.SERVFAIL
+        assert len(first.seen) == len(second.seen) == 3
+        assert school.resolver.upstreams.fast_failures == 5
+        second.dead = False                                        # the link is back
+        school.mono.now += hold
+        assert addresses(await school.ask("www.example.test", src=KS2)) == ["192.0.2.10"]   # the probe
+        assert len(first.seen) == 4 and len(second.seen) == 4     # first still dead, second answered
+        assert addresses(await school.ask("www.example.test", "AAAA", src=KS2)) == ["2001:db8::10"]
+        assert len(first.seen) == 4 and len(second.seen) == 5     # first stays left out for now
+    finally:
+        await school.close()
+
+
 async def test_slow_upstream_answers_within_the_timeout(base: Context) -> None:
     school = await start_dns_school(base, timeout_s=1.0)
     try:

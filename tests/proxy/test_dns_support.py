@@ -113,7 +113,7 @@ async def start_dns_school(base: Context, *, upstreams: int = 1, at: dt.datetime
     runtime = Runtime(ctx, clock=clock, refresh_every=3600)
     await runtime.start()
     mono = Mono()
-    resolver = Resolver(settings, runtime.engine, Upstreams(settings.dns.upstreams, settings.dns.timeout_s),
+    resolver = Resolver(settings, runtime.engine, Upstreams(settings.dns.upstreams, settings.dns.timeout_s, mono),
                         log=runtime.writer, now=clock, monotonic=mono)
     server = DnsServer(resolver, "127.0.0.1", 0)
     await server.start()
