@@ -23,6 +23,7 @@ import logging
 import mmap
 import struct
 from bisect import bisect_left
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -108,6 +109,22 @@ class CategoryIndex:
         self.check_url: CheckURL
         self._name_categories: NameCategories
         self.check_url, self._name_categories = build_checks(self)
+        # `lookup_url(url)`: categories of a normalised URL: its host's, URL-list entries (host + path
+        # prefix), expressions.  A closure: a name (nearly every request) goes to the fused check directly.
+        self.lookup_url: Callable[[NormalisedURL], frozenset[str]] = self._bind_lookup_url()
+
+    def _bind_lookup_url(self) -> Callable[[NormalisedURL], frozenset[str]]:
+        name_categories = self._name_categories
+        general = self._lookup_url_any
+
+        def lookup_url(url: NormalisedURL) -> frozenset[str]:
+            if url.kind == "name":
+                host = url.host
+                if host:
+                    return name_categories(host, url.path, url.query)
+            return general(url)
+
+        return lookup_url
 
     @classmethod
     def open(cls, path: Path) -> CategoryIndex:
@@ -196,8 +213,8 @@ class CategoryIndex:
                 found = found | cats if found else cats
         return found
 
-    def lookup_url(self, url: NormalisedURL) -> frozenset[str]:
-        """Categories of a URL: its host's, URL-list entries (host + path prefix), expressions."""
+    def _lookup_url_any(self, url: NormalisedURL) -> frozenset[str]:
+        """`lookup_url` for any kind of host (IP addresses: the address itself only)."""
         kind = url.kind
         host = url.host
         if kind == "invalid" or not host:

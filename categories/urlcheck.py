@@ -2,7 +2,7 @@
 
 `build_checks(index)` returns two closures over the index's tables:
 - `name_categories(host, path, query)`: the categories of a URL whose host is a
-  normalised name (what `CategoryIndex.lookup_url` does for kind "name");
+  normalised name (what `CategoryIndex.lookup_url` does for kind "name", calling it);
 - `check_url(url)`: `lookup_url(normalise_url(url))` for a URL string.  A plain
   lower-case http(s) URL (nearly every request) is split by one regex match
   and looked up at once, without building a `NormalisedURL`; anything else
@@ -65,7 +65,7 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, NameCategories]:
     expression_categories = expressions.categories if expressions else None
     routed = expressions.routed
     fullmatch = _PLAIN_URL.fullmatch
-    lookup_url = index.lookup_url
+    lookup_url = index._lookup_url_any
 
     def name_categories(host: str, path: str, query: str) -> frozenset[str]:
         found = EMPTY
