@@ -15,6 +15,7 @@ import hmac
 import logging
 import os
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from alerts.service import AlertService, topic_from
+from proxy import heap
 from proxy.arp import ARP_TABLE, read_arp_table
 from proxy.context import Context
 from proxy.db import open_db
@@ -44,6 +46,7 @@ if TYPE_CHECKING:   # imported when started in the background mode (they and htt
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+TRIM_EVERY_S = 60.0
 
 
 def utcnow() -> dt.datetime:
@@ -179,12 +182,16 @@ class Runtime:
         self.engine.arp = read_arp_table(self.arp_table)
 
     async def _refresh_loop(self) -> None:
+        trim_at = time.monotonic() + TRIM_EVERY_S
         while True:
             await asyncio.sleep(self.refresh_every)
             try:
                 await self.refresh()
             except Exception:  # keep filtering with the last good state
                 logger.exception("could not reload the register/overrides; keeping the previous state")
+            if time.monotonic() >= trim_at:   # freed memory back to the system (`proxy.heap`)
+                trim_at = time.monotonic() + TRIM_EVERY_S
+                heap.trim()
 
     def csrf_token(self, reference: str) -> str:
         return hmac.new(self.secret, b"review:" + reference.encode(), hashlib.sha256).hexdigest()[:32]
