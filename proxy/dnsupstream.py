@@ -10,8 +10,11 @@ before the answer is returned.  An answer with TC set is asked
 again over TCP.  When every upstream has failed, `UpstreamError` is raised:
 the resolver answers SERVFAIL, never NXDOMAIN.
 
-An upstream that fails `DOWN_AFTER` times in a row is left out for `HOLD_S`
-seconds, then tried again (one query is its probe).  When every upstream is
+An upstream that fails `DOWN_AFTER` times in a row, and has given no answer
+at all for `HOLD_S` seconds, is left out for `HOLD_S` seconds, then tried
+again (one query is its probe).  Both conditions: queries that one upstream
+ignores (a pupil's flood of odd names) while it answers the others never
+take it out of use.  When every upstream is
 left out, a query fails at once instead of waiting out a timeout per
 upstream: a school whose internet link is down gets SERVFAIL in a
 millisecond, not after several seconds per name, and the resolver does not
@@ -67,6 +70,7 @@ class Upstreams:
         self.failures = [0] * len(self.servers)
         self._in_a_row = [0] * len(self.servers)
         self._down_until = [0.0] * len(self.servers)
+        self._answered_at = [float("-inf")] * len(self.servers)
         self.fast_failures = 0        # queries failed at once: every upstream was left out
         self._channels: list[UdpChannel | None] = [None] * len(self.servers)
 
@@ -79,10 +83,11 @@ class Upstreams:
     def _failed(self, i: int, now: float) -> None:
         self.failures[i] += 1
         self._in_a_row[i] += 1
-        if self._in_a_row[i] >= self.DOWN_AFTER:
+        if self._in_a_row[i] >= self.DOWN_AFTER and now - self._answered_at[i] >= self.HOLD_S:
             if self._down_until[i] <= now:
-                logger.warning("upstream %s failed %d times in a row: left out for %.0f s",
-                               self.name(self.servers[i]), self._in_a_row[i], self.HOLD_S)
+                logger.warning("upstream %s failed %d times in a row and answered nothing for %.0f s: "
+                               "left out for %.0f s",
+                               self.name(self.servers[i]), self._in_a_row[i], self.HOLD_S, self.HOLD_S)
             self._down_until[i] = now + self.HOLD_S
 
     @staticmethod
@@ -117,6 +122,7 @@ class Upstreams:
             self._preferred = i
             self._in_a_row[i] = 0
             self._down_until[i] = 0.0
+            self._answered_at[i] = self.clock()
             return client_id + answer[2:], self.name(server)
         raise UpstreamError("; ".join(errors))
 

@@ -36,6 +36,7 @@ class FakeUpstream:
     ttl: int = 300
     delay: float = 0.0
     dead: bool = False
+    ignore: set[str] = field(default_factory=set)    # names never answered (as if dropped)
     truncate: set[str] = field(default_factory=set)
     seen: list[Seen] = field(default_factory=list)
     port: int = 0
@@ -56,7 +57,7 @@ class FakeUpstream:
         kind = QTYPE[request.q.qtype]
         edns = any(rr.rtype == QTYPE.OPT for rr in request.ar)
         self.seen.append(Seen(name, request.q.qtype, tcp, edns, request.header.id))
-        if self.dead:
+        if self.dead or name.lower() in self.ignore:
             return None
         reply = request.reply()
         reply.ar = []

@@ -119,6 +119,22 @@ async def test_a_dead_link_is_answered_at_once_and_probed_until_it_is_back(base:
         await school.close()
 
 
+async def test_names_an_upstream_ignores_never_take_it_out_of_use(base: Context) -> None:
+    """A flood of names the upstream drops (timeouts in a row) while it answers others: still in use."""
+    school = await start_dns_school(base, timeout_s=0.1)
+    try:
+        fake = school.upstreams[0]
+        fake.ignore = {f"odd{i}.example.test" for i in range(6)}
+        assert addresses(await school.ask("www.example.test", src=KS2)) == ["192.0.2.10"]
+        school.mono.now += 2
+        for i in range(6):
+            assert (await school.ask(f"odd{i}.example.test", src=KS2)).header.rcode == RCODE.SERVFAIL
+        assert addresses(await school.ask("www.example.test", "AAAA", src=KS2)) == ["2001:db8::10"]
+        assert school.resolver.upstreams.fast_failures == 0
+    finally:
+        await school.close()
+
+
 async def test_slow_upstream_answers_within_the_timeout(base: Context) -> None:
     school = await start_dns_school(base, timeout_s=1.0)
     try:
