@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from categories.explain import url_hashes
-from categories.normalise import normalise_url
+from categories.normalise import FAST_NAME, FAST_TAIL, normalise_url
 
 if TYPE_CHECKING:
     from categories.index import CategoryIndex
@@ -41,11 +41,7 @@ NameCategories = Callable[[str, str, str], frozenset[str]]
 EMPTY: frozenset[str] = frozenset()
 # `categories.normalise._FAST_URL` without the scheme's group: a URL this accepts, that one
 # accepts with the same host, port, path and query (the checks after the match are the same too).
-_PLAIN_URL = re.compile(
-    r"https?://((?:[a-z0-9_-]++\.)*+[a-z_][a-z0-9_-]*+)"
-    r"(?::([0-9]{1,5}))?(/[^?#%\\\x00-\x20]*)?(?:\?([^#\x00-\x20]*))?(?:#.*)?",
-    re.DOTALL,
-)
+_PLAIN_URL = re.compile(rf"https?://{FAST_NAME}{FAST_TAIL}", re.DOTALL)
 
 
 def _labels_fit(host: str) -> bool:
