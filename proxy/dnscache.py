@@ -92,7 +92,7 @@ class DnsCache:
         if key in entries:
             del entries[key]
         elif len(entries) >= self.max_entries:
-            self._evict()
+            self._evict(now)
         stored = bytes(wire)
         entries[key] = _Entry(stored, offsets, ttls, now, lifetime)
         return stored
@@ -127,10 +127,10 @@ class DnsCache:
         self.swept += len(expired)
         return len(expired)
 
-    def _evict(self) -> None:
+    def _evict(self, now: float) -> None:
         """Drop expired entries, then the oldest tenth when that was not enough."""
         entries = self._entries
-        self.sweep(self.clock())
+        self.sweep(now)
         if len(entries) >= self.max_entries:
             for key in list(entries)[: max(1, self.max_entries // 10)]:
                 del entries[key]

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
-_malloc_trim: Callable[[int], int] | None = None
-_looked = False
 
-
-def _find() -> Callable[[int], int] | None:
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, looked up once; None elsewhere."""
     name = ctypes.util.find_library("c")
-    if not name:
-        return None
     try:
-        fn = ctypes.CDLL(name).malloc_trim
+        fn = ctypes.CDLL(name).malloc_trim if name else None
     except (OSError, AttributeError):
+        fn = None
+    if fn is None:
+        logger.debug("malloc_trim is not available: freed memory stays with the process")
         return None
     fn.argtypes = [ctypes.c_size_t]
     fn.restype = ctypes.c_int
@@ -34,13 +35,8 @@ def _find() -> Callable[[int], int] | None:
 
 def trim() -> bool:
     """Give free heap memory back to the system; False where the C library cannot."""
-    global _malloc_trim, _looked
-    if not _looked:
-        _looked = True
-        _malloc_trim = _find()
-        if _malloc_trim is None:
-            logger.debug("malloc_trim is not available: freed memory stays with the process")
-    if _malloc_trim is None:
+    fn = _malloc_trim()
+    if fn is None:
         return False
-    _malloc_trim(0)
+    fn(0)
     return True
