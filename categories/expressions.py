@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 NONE: frozenset[str] = frozenset()
 Route = tuple[tuple[str, ...], int, bool]  # a term's other literals, expression index, literal match
+Plan = tuple[tuple[Route, ...], tuple[tuple[str, tuple[Route, ...]], ...]]  # see ExpressionSet._plan
+MAX_PLANS = 4096
+MAX_PLAN_KEY = 8
 
 
 def _nothing_found(_target: str) -> list[str]:
@@ -80,6 +83,7 @@ class ExpressionSet:
         self._at: dict[str, tuple[tuple[Route, ...], tuple[str, ...]]] = {}  # a found tail -> see _index
         self._routes: dict[str, tuple[Route, ...]] = {}  # key -> the terms it is the key of
         self._loose: tuple[str, ...] = ()  # keys without the anchor character
+        self._plans: dict[tuple[str, ...], Plan] = {}  # what the prefilter found -> see _plan
         if terms:
             self._index(terms)
         self._any = bool(self.entries)
@@ -138,19 +142,14 @@ class ExpressionSet:
         """
         if out is None:
             out = set()
-        entries = self.entries
-        routes = self._routes
-        at = self._at
-        candidates: tuple[Route, ...] = ()
-        for tail in found:
-            certain, maybe = at[tail]
-            candidates += certain
-            for key in maybe:
-                if key in lowered:
-                    candidates += routes[key]
-        for key in self._loose:
+        plan = self._plans.get(tuple(found))
+        if plan is None:
+            plan = self._plan(tuple(found))
+        candidates, maybe = plan
+        for key, routes in maybe:
             if key in lowered:
-                candidates += routes[key]
+                candidates += routes
+        entries = self.entries
         ascii_only: bool | None = None  # if so, `lowered` matches as IGNORECASE does
         first = self._first
         done = 0  # bit i: expression i ran (or matched) already
@@ -175,6 +174,23 @@ class ExpressionSet:
                 if (starts is None or target[:1] in starts) and pattern.search(target):
                     out.add(category)
         return out
+
+    def _plan(self, found: tuple[str, ...]) -> Plan:
+        """What `routed` checks for one result of the prefilter: the routes the found tails
+        make certain, and the keys still to look for (each once) with their routes."""
+        certain: list[Route] = []
+        keys: list[str] = []
+        for tail in found:
+            sure, maybe = self._at[tail]
+            certain += [route for route in sure if route not in certain]
+            keys += [key for key in maybe if key not in keys]
+        keys += [key for key in self._loose if key not in keys]
+        plan = (tuple(certain), tuple((key, self._routes[key]) for key in keys))
+        if len(found) <= MAX_PLAN_KEY:  # a URL crafted with many keys is planned each time
+            if len(self._plans) >= MAX_PLANS:  # a bound, in case crafted URLs make many combinations
+                self._plans.clear()
+            self._plans[found] = plan
+        return plan
 
     def matching(self, target: str) -> list[tuple[str, str]]:
         """(category, pattern) of every expression that matches (slow path, for explain)."""

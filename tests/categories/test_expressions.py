@@ -84,3 +84,20 @@ def test_real_ut1_expressions_equal_running_every_pattern(ut1_expressions: list[
     pieces = literals + ["anal", "xxx", "1", "/", "?q=", "www.", "example.com", "Google.COM"]
     for target in targets(pieces, 4000, seed=11):
         assert expressions.categories(target) == brute(ut1_expressions, target), target
+
+
+def test_plans_are_reused_bounded_and_right_for_many_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`routed` remembers what to check per prefilter result; a long or crafted target is still right."""
+    import categories.expressions as module
+    monkeypatch.setattr(module, "MAX_PLANS", 50)
+    expressions = ExpressionSet(PATTERNS)
+    rng = random.Random(5)
+    for target in targets(PIECES, 3000, seed=3) + ["".join(rng.choices(PIECES, k=40)) for _ in range(300)]:
+        assert expressions.categories(target) == brute(PATTERNS, target), target
+    plans = expressions._plans
+    assert 0 < len(plans) <= 50
+    assert all(len(found) <= module.MAX_PLAN_KEY for found in plans)
+    again = "x.org/banner/"
+    expressions.categories(again)
+    kept = dict(plans)
+    assert expressions.categories(again) == {"publicite"} and plans == kept  # the second time: planned already
