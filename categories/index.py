@@ -23,7 +23,6 @@ import logging
 import mmap
 import struct
 from bisect import bisect_left
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,7 +41,7 @@ from categories.indexfile import (  # re-exported: the compiler and others impor
     read_header,
 )
 from categories.normalise import NormalisedURL
-from categories.urlcheck import CheckURL, NameCategories, build_checks
+from categories.urlcheck import CheckURL, LookupURL, build_checks
 from categories.urlmatch import SMALL_BLOB, hashed_ids, matching_ids, path_matches, scanned_ids
 
 logger = logging.getLogger(__name__)
@@ -105,26 +104,12 @@ class CategoryIndex:
         self._hot = (_md5, _unpack_q, self._shift, self._fp_shift, self._dir, self._fp, self._val,
                      self._exact_sets, self._suffix_sets, self._has_url, _crc32, self._bloom,
                      len(self._bloom) * 8 - 1)
-        # `check_url(url)` is `lookup_url(normalise_url(url))` in one call (`categories.urlcheck`).
-        self.check_url: CheckURL
-        self._name_categories: NameCategories
-        self.check_url, self._name_categories = build_checks(self)
         # `lookup_url(url)`: categories of a normalised URL: its host's, URL-list entries (host + path
-        # prefix), expressions.  A closure: a name (nearly every request) goes to the fused check directly.
-        self.lookup_url: Callable[[NormalisedURL], frozenset[str]] = self._bind_lookup_url()
-
-    def _bind_lookup_url(self) -> Callable[[NormalisedURL], frozenset[str]]:
-        name_categories = self._name_categories
-        general = self._lookup_url_any
-
-        def lookup_url(url: NormalisedURL) -> frozenset[str]:
-            if url.kind == "name":
-                host = url.host
-                if host:
-                    return name_categories(host, url.path, url.query)
-            return general(url)
-
-        return lookup_url
+        # prefix), expressions.  `check_url(url)` is `lookup_url(normalise_url(url))` in one call.
+        # Both are closures over the tables above (`categories.urlcheck`).
+        self.check_url: CheckURL
+        self.lookup_url: LookupURL
+        self.check_url, self.lookup_url = build_checks(self)
 
     @classmethod
     def open(cls, path: Path) -> CategoryIndex:
@@ -220,7 +205,7 @@ class CategoryIndex:
         if kind == "invalid" or not host:
             return EMPTY
         if kind == "name":
-            return self._name_categories(host, url.path, url.query)
+            return self.lookup_url(url)
         found = self.lookup_host(host)  # an IP address: itself only
         path = url.path
         query = url.query

@@ -1,12 +1,12 @@
 """The fused URL check: parse, host lookup, URL-list entries and expressions in one function.
 
 `build_checks(index)` returns two closures over the index's tables:
-- `name_categories(host, path, query)`: the categories of a URL whose host is a
-  normalised name (what `CategoryIndex.lookup_url` does for kind "name", calling it);
+- `lookup_url(url)`: the categories of a `NormalisedURL` (`CategoryIndex.lookup_url`).
+  A name (nearly every request) is checked here, in one function; an IP address
+  or an invalid host goes to `CategoryIndex._lookup_url_any`;
 - `check_url(url)`: `lookup_url(normalise_url(url))` for a URL string.  A plain
-  lower-case http(s) URL (nearly every request) is split by one regex match
-  and looked up at once, without building a `NormalisedURL`; anything else
-  takes the general path, so the answer is always the same.
+  lower-case http(s) URL is split by one regex match and looked up at once;
+  anything else takes the general path, so the answer is always the same.
 
 Why closures: a URL check is about a hundred bytecodes and each attribute
 lookup or bound-method call is a measurable part of it.  Everything the
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from categories.explain import url_hashes
-from categories.normalise import FAST_NAME, FAST_TAIL, normalise_url
+from categories.normalise import FAST_NAME, FAST_TAIL, NormalisedURL, normalise_url
 
 if TYPE_CHECKING:
     from categories.index import CategoryIndex
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CheckURL = Callable[[str], frozenset[str]]
-NameCategories = Callable[[str, str, str], frozenset[str]]
+LookupURL = Callable[[NormalisedURL], frozenset[str]]
 EMPTY: frozenset[str] = frozenset()
 # `categories.normalise._FAST_URL` without the scheme's group: a URL this accepts, that one
 # accepts with the same host, port, path and query (the checks after the match are the same too).
@@ -48,8 +48,8 @@ def _labels_fit(host: str) -> bool:
     return len(host) <= 253 and max(map(len, host.split("."))) <= 63
 
 
-def build_checks(index: CategoryIndex) -> tuple[CheckURL, NameCategories]:
-    """`(check_url, name_categories)` bound to the open index's tables (see the module docstring)."""
+def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
+    """`(check_url, lookup_url)` bound to the open index's tables (see the module docstring)."""
     (md5, unpack, shift, fp_shift, dir_, fps, vals, exact_sets, suffix_sets, has_url,
      crc, bloom_map, mask) = index._hot
     url_ids = index._url_ids
@@ -61,9 +61,13 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, NameCategories]:
     expression_categories = expressions.categories if expressions else None
     routed = expressions.routed
     fullmatch = _PLAIN_URL.fullmatch
-    lookup_url = index._lookup_url_any
+    general = index._lookup_url_any
+    new_tuple = tuple.__new__
 
-    def name_categories(host: str, path: str, query: str) -> frozenset[str]:
+    def lookup_url(url: NormalisedURL) -> frozenset[str]:
+        kind, _scheme, host, _port, path, query, _problem = url  # one C-level unpack of the tuple
+        if kind != "name" or not host:
+            return general(url)
         found = EMPTY
         url_hosts: list[tuple[int, bytes]] | None = None  # listed suffixes with URL entries
         dots = host.count(".")
@@ -125,7 +129,7 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, NameCategories]:
             host, port_text, path, query = m.groups()
             if ((len(host) < 64 or _labels_fit(host)) and (path is None or "/." not in path)
                     and (port_text is None or int(port_text) < 65536)):
-                return name_categories(host, path or "/", query or "")
+                return lookup_url(new_tuple(NormalisedURL, ("name", "", host, None, path or "/", query or "", "")))
         return lookup_url(normalise_url(url))
 
-    return check_url, name_categories
+    return check_url, lookup_url
