@@ -53,6 +53,7 @@ from mitmproxy.tools.dump import DumpMaster
 from bench._peers import machine
 from bench.categories import full_tree
 from bench.proxy import html_body, prepare_school
+from proxy.dispatch import dispatch_directly
 
 URL, HOST = "http://127.0.0.1:8081/file", "127.0.0.1:8081"
 HOOKS = ("client_connected", "http_connect", "requestheaders", "request", "responseheaders", "response", "error")
@@ -88,7 +89,8 @@ async def drive(master: DumpMaster, conns: list[connection.Client], n: int, body
 
 def new_master(extra: list[object]) -> DumpMaster:
     master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
-    if extra:
+    if extra:  # Schoolgate's master, as `schoolgate run` makes it
+        dispatch_directly(master.addons)
         master.addons.add(*extra)
     master.options.update(connection_strategy="lazy")
     master.addons.trigger(hooks.ConfigureHook(set(master.options.keys())))

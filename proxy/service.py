@@ -1,7 +1,8 @@
 """`schoolgate run`: mitmproxy in process with Schoolgate's addons, plus the background tasks.
 
 The proxy runs mitmproxy's `DumpMaster` with its default addons (proxy
-login among them) and ours after them, in pipeline order.  The runtime
+login among them) and ours after them, in pipeline order; its events go
+only to the addons that handle them (`proxy.dispatch`).  The runtime
 (engine, visit writer, database) starts before the proxy listens and stops
 after it, so every acknowledged visit row is written.
 """
@@ -19,6 +20,7 @@ from mitmproxy.tools.dump import DumpMaster
 from addons import RuntimeRef, pipeline
 from proxy.ca import ensure_ca
 from proxy.context import Context
+from proxy.dispatch import dispatch_directly
 from proxy.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class Service:
         await self.runtime.start()
         self.master = DumpMaster(mitmproxy_options(self.ctx, self.listen_port), with_termlog=False,
                                  with_dumper=False)
+        dispatch_directly(self.master.addons)  # events only to the addons that handle them (proxy.dispatch)
         self.master.addons.add(*pipeline(RuntimeRef(self.runtime)), *self.extra_addons)
         self.master.options.update(**addon_options(self.ctx))
         self._task = asyncio.create_task(self.master.run(), name="mitmproxy")
