@@ -7,6 +7,16 @@ UPDATE and DELETE; the chain makes any change made around them (a dropped
 trigger, an edited file) show: `verify_chain` recomputes every link.
 Append only inside a write transaction (`BEGIN IMMEDIATE`), so two writers
 cannot fork the chain.
+
+Deleting the newest entries would leave a shorter chain that is still valid,
+so the head (id and hash of the last entry ever appended) is kept apart in
+`incident_chain_head` (schema version 3), moved forward by a trigger in the
+same transaction as each append.  `verify_chain` compares the chain's end with
+it, and the next entry is sealed after the head rather than after the last row
+left, so entries cut from the end stay a gap even after later appends.  Every
+entry recorded by a person is also written to the audit trail with its hash
+(`alerts.incidents.record_action`): a second, independent copy of the head at
+each human step, which `verify_chain` checks too.
 """
 from __future__ import annotations
 
@@ -24,6 +34,7 @@ from proxy.db import parse_iso, utc_iso
 logger = logging.getLogger(__name__)
 
 _COLUMNS = "id, incident_id, at, by, action, outcome, detail, prev_hash, hash"
+AUDIT_ACTION = "incident.record"   # the audit row of each entry a person records: {"entry": id, "hash": ...}
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,16 @@ class ChainTail:
 
     @classmethod
     async def read(cls, conn: aiosqlite.Connection) -> ChainTail:
+        """Continue after the stored head (or the last row, if the head is missing or, oddly, behind)."""
         if not conn.in_transaction:
             raise RuntimeError("the incident chain is appended to only inside a write transaction")
         async with conn.execute("SELECT id, hash FROM incident_entries ORDER BY id DESC LIMIT 1") as cur:
             row = await cur.fetchone()
-        return cls(int(row[0]) + 1, str(row[1])) if row else cls(1, "")
+        last_id, last_hash = (int(row[0]), str(row[1])) if row else (0, "")
+        head = await read_head(conn)
+        if head is not None and head[0] >= last_id:
+            last_id, last_hash = head
+        return cls(last_id + 1, last_hash)
 
     def seal(self, incident_id: int, *, at: dt.datetime, by: str, action: str, outcome: str = "",
              detail: dict[str, Any] | None = None) -> Entry:
@@ -122,10 +138,21 @@ async def entries_of(conn: aiosqlite.Connection, incident_id: int) -> list[Entry
         return [_entry(r) for r in await cur.fetchall()]
 
 
+async def read_head(conn: aiosqlite.Connection) -> tuple[int, str] | None:
+    """(id, hash) of the last entry ever appended, as stored apart from the entries; None when missing."""
+    async with conn.execute("SELECT last_id, hash FROM incident_chain_head WHERE one = 1") as cur:
+        row = await cur.fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
 async def verify_chain(conn: aiosqlite.Connection) -> ChainCheck:
-    """Recompute every link of the chain; each problem names the entry it was found at."""
+    """Recompute every link of the chain and compare its end with the stored head and the audit trail.
+
+    Each problem names the entry it was found at.
+    """
     check = ChainCheck()
     prev, expected_id = await _anchor(conn)
+    last_id = (expected_id - 1) if expected_id is not None else 0
     async with conn.execute(f"SELECT {_COLUMNS} FROM incident_entries ORDER BY id") as cur:
         async for row in cur:
             check.entries += 1
@@ -147,7 +174,53 @@ async def verify_chain(conn: aiosqlite.Connection) -> ChainCheck:
                 check.broken_ids.add(entry_id)
             prev = row[8] or ""
             expected_id = entry_id + 1
+            last_id = entry_id
+    await _check_end(conn, check, last_id, prev)
     return check
+
+
+async def _check_end(conn: aiosqlite.Connection, check: ChainCheck, last_id: int, last_hash: str) -> None:
+    """Entries deleted from the end: the chain must end at the stored head and reach every audited entry."""
+    head = await read_head(conn)
+    if head is None:
+        check.problems.append("the record of the chain's last entry (incident_chain_head) is missing: entries may "
+                              "have been deleted from the end")
+    elif head[0] > last_id:
+        first = last_id + 1
+        check.problems.append(f"entries {first}..{head[0]} at the end of the chain are missing (deleted?): the last "
+                              f"entry ever appended was {head[0]}, the chain now ends at {last_id or 'nothing'}")
+        check.broken_ids.add(head[0])
+    elif head[0] < last_id:
+        check.problems.append(f"entries {head[0] + 1}..{last_id} were written without moving the chain's head "
+                              "(written around the triggers?)")
+        check.broken_ids.add(last_id)
+    elif head[1] != last_hash:
+        check.problems.append(f"entry {last_id}: it is not the last entry that was appended (its hash differs from "
+                              "the chain's head)")
+        check.broken_ids.add(last_id)
+    await _check_audited(conn, check, last_id, max(last_id, head[0] if head is not None else 0))
+
+
+async def _check_audited(conn: aiosqlite.Connection, check: ChainCheck, last_id: int, known_end: int) -> None:
+    """Each entry a person recorded has its hash in the audit trail: it must still be in the chain, unchanged.
+
+    This holds even if the head row was rewritten too, or the whole chain re-sealed (sha256 has no key).
+    """
+    async with conn.execute(
+            "SELECT a.entry, a.hash, e.hash FROM (SELECT CAST(json_extract(details, '$.entry') AS INTEGER) AS entry, "
+            "json_extract(details, '$.hash') AS hash FROM audit_log WHERE action = ?) a "
+            "LEFT JOIN incident_entries e ON e.id = a.entry ORDER BY a.entry", (AUDIT_ACTION,)) as cur:
+        rows = await cur.fetchall()
+    beyond = [int(r[0]) for r in rows if r[0] is not None and int(r[0]) > known_end]
+    if beyond:   # beyond the head too: the head was moved back as well
+        check.problems.append(f"entry {max(beyond)} is in the audit trail but the chain ends at {last_id or 'nothing'}"
+                              " and so does its head record: entries were deleted from the end")
+        check.broken_ids.add(max(beyond))
+    for entry_id, audited, stored in rows:
+        if stored is not None and audited != stored:
+            check.problems.append(f"entry {entry_id}: differs from the copy of its hash in the audit trail "
+                                  "(rewritten and re-sealed?)")
+            check.broken_ids.add(int(entry_id))
 
 
 ANCHOR_KEY = "incident_chain_anchor"   # written by reports.retention when it purges a prefix of the chain

@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from alerts.chain import ChainTail, Entry, append_entry, write_entries
+from alerts.chain import AUDIT_ACTION, ChainTail, Entry, append_entry, write_entries
 from alerts.hits import Hit
 from alerts.procedure import ACTIONS, CLOSE, REMOVE_ACCESS, kind_of
 from proxy import register
+from proxy.audit import audit
 from proxy.db import parse_iso, transaction, utc_iso
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,8 @@ async def record_action(conn: aiosqlite.Connection, ident: int | str, *, action:
                 raise IncidentError(f"{incident.ref} is already closed")
             await conn.execute("UPDATE incidents SET status = 'closed' WHERE id = ?", (incident.id,))
         entry = await append_entry(conn, incident.id, at=now, by=by, action=action, outcome=outcome, detail=detail)
+        await audit(conn, actor=by, action=AUDIT_ACTION, subject=f"incident:{incident.ref}",
+                    details={"entry": entry.id, "hash": entry.hash, "action": action}, now=now)
     logger.info("incident %s: %s recorded by %s", incident.ref, action, by)
     return entry
 

@@ -94,6 +94,11 @@ def explain(exc: BaseException, smtp: SmtpSettings) -> MailError:
     if isinstance(exc, smtplib.SMTPDataError):
         return MailError(f"message refused by {where}: {exc.smtp_code} {_text(exc.smtp_error)}",
                          permanent=exc.smtp_code >= 500)
+    if isinstance(exc, TimeoutError) or (isinstance(exc, smtplib.SMTPServerDisconnected)
+                                         and isinstance(exc.__context__, TimeoutError)):
+        # smtplib turns a reply that never came into "Connection unexpectedly closed: timed out": the server
+        # did not close anything, it stopped answering
+        return MailError(f"no answer from {where} within {smtp.timeout_s:g} s (timed out)", connection=True)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return MailError(f"{where} closed the connection: {exc}", connection=True)
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -104,8 +109,6 @@ def explain(exc: BaseException, smtp: SmtpSettings) -> MailError:
                          "right?", connection=True)
     if isinstance(exc, socket.gaierror):
         return MailError(f"cannot find the mail server {smtp.host!r}: {exc.strerror}", connection=True)
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return MailError(f"no answer from {where} within {smtp.timeout_s:g} s (timed out)", connection=True)
     if isinstance(exc, OSError):
         return MailError(f"cannot reach {where}: {exc.strerror or exc}", connection=True)
     return MailError(f"sending through {where} failed: {type(exc).__name__}: {exc}")

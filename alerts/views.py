@@ -129,7 +129,11 @@ def alert_view(hits: Sequence[Hit], *, reference: str, tz: ZoneInfo, group_is_pu
     pupil = is_pupil(first.role, group_is_pupil)
     kind = kind_of(first)
     words, uk, list_name = what_words(first)
-    more = f" (follow-up: {count} more)" if followup else (f" ({count} times)" if count > 1 else "")
+    if first.kind == "repeated":   # one hit already stands for N attempts, and its words say so
+        times = f" ({count} attempts)" if len(hits) > 1 else ""
+    else:
+        times = f" ({count} times)" if count > 1 else ""
+    more = f" (follow-up: {count} more)" if followup else times
     lines = [Line("When", _period(hits, tz)), Line("User", _who(first)), Line("Group", first.group),
              Line("Device", _device(first)), Line("IP address", first.client_ip)]
     if first.illegal:

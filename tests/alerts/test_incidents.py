@@ -164,3 +164,51 @@ async def test_a_deleted_entry_and_changed_incident_facts_show(school: Context, 
     capsys.readouterr()
     assert await _cli(school, "incidents", "show", "2") == 1
     assert "details differ from those sealed" in capsys.readouterr().err
+
+
+PUPIL_OFFENSIVE = ("Refer to Head Teacher; Inform parents/carers; Removal of network/internet access rights; Warning; "
+                   "Further sanction, e.g. detention/exclusion")
+STAFF_ONLY = ("Refer to Local Authority/HR", "Disciplinary action")
+PUPIL_ONLY = ("Inform parents/carers", "Removal of network/internet access rights", "Further sanction", "Warning")
+
+
+async def test_show_suggests_the_staff_table_for_staff_and_the_pupil_table_for_pupils(
+        school: Context, clock: Clock, capsys: pytest.CaptureFixture[str]) -> None:
+    staff = {"user": "teacher", "role": "staff", "device": "staff-laptop-11", "device_class": "school_single_user",
+             "ip": "10.20.3.11", "group": "staff"}
+    await _hits(school, clock, evaluation(),                                        # 1: a pupil, adult
+                evaluation(**staff),                                                # 2: staff, adult
+                evaluation("http://nordvpn.com/", cats=("vpn",), **{**staff, "role": None}))  # 3: staff group, VPN
+    capsys.readouterr()
+
+    assert await _cli(school, "incidents", "show", "INC-20261123-0001") == 0
+    pupil = capsys.readouterr().out
+    assert "y3.pupil (pupil), group ks2" in pupil
+    assert ("policy (pupils): Deliberately accessing or trying to access offensive or pornographic material"
+            in pupil)
+    assert f"suggested: {PUPIL_OFFENSIVE}\n" in pupil
+    assert not any(action in pupil for action in STAFF_ONLY)
+
+    assert await _cli(school, "incidents", "show", "INC-20261123-0002") == 0
+    out = capsys.readouterr().out
+    assert "teacher (staff), group staff" in out and "staff-laptop-11 (school_single_user), IP 10.20.3.11" in out
+    assert "policy (staff): Deliberately accessing or trying to access offensive or pornographic material" in out
+    assert "suggested: Refer to Local Authority/HR; Disciplinary action\n" in out
+    assert not any(action in out for action in PUPIL_ONLY), out
+
+    # no role known: the filter group says staff; circumvention has its own row of the staff table
+    assert await _cli(school, "incidents", "show", "3") == 0
+    out = capsys.readouterr().out
+    assert "policy (staff): Using proxy sites or other means to subvert the school's filtering system" in out
+    assert "suggested: Refer to Local Authority/HR\n" in out and "Inform parents/carers" not in out
+
+    # the staff actions of the policy can be recorded (the table marks no row with suspension: never suggested)
+    for action in ("refer-local-authority-hr", "suspension", "disciplinary-action"):
+        assert await _cli(school, "incidents", "record", "2", "--action", action, "--outcome", "agreed with HR",
+                          "--by", "head") == 0
+    capsys.readouterr()
+    assert await _cli(school, "incidents", "show", "2") == 0
+    out = capsys.readouterr().out
+    for action in ("refer-local-authority-hr", "suspension", "disciplinary-action"):
+        assert f"{action:<24} by head: agreed with HR" in out, action
+    assert "chain:     intact (6 entries verified)" in out
