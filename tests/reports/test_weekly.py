@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import stat
-from html import unescape
 from collections import Counter
+from dataclasses import asdict
+from html import unescape
 from pathlib import Path
 
 import pytest
 
 from proxy.db import open_db_sync
 from reports.breakdown import NO_UK_CATEGORY
+from reports.model import Glance
 from reports.period import parse_week
 from reports.produce import make_weekly
 from reports.redact import WITHHELD
@@ -40,6 +43,44 @@ def _circ(r) -> bool:  # noqa: ANN001
         r.action == "block" and bool(CIRC & set(r.categories)))
 
 
+def _glance(rows: list, alerts: tuple[int, int]) -> Glance:  # type: ignore[type-arg]
+    """Every glance figure of these visits, counted here (the alert emails are given: they are not visits)."""
+    return Glance(visits=len(rows), page_views=sum(r.page_view for r in rows), users=len({r.user for r in rows if r.user}),
+                  devices=len({r.device for r in rows if r.device}) + len({r.client_ip for r in rows if not r.device}),
+                  blocked=sum(r.action == "block" for r in rows), flagged=sum(r.flagged for r in rows),
+                  circumvention=sum(_circ(r) for r in rows), alerts_sent=alerts[0], alerts_pending=alerts[1])
+
+
+def _change(now: int, before: int) -> str:
+    """The change as the report words it: '+12 (+4%)', '−3 (−1%)', 'no change' (a minus sign, not a hyphen)."""
+    if now == before:
+        return "no change"
+    sign = "+" if now > before else "\u2212"
+    pct = f" ({sign}{round(abs(now - before) * 100 / before)}%)" if before else ""
+    return f"{sign}{abs(now - before):,}{pct}"
+
+
+def test_change_from_last_week_as_rendered(week: Week, tmp_path: Path) -> None:
+    rows = week.in_week()
+    before = [r for r in week.records if START.timestamp() - 7 * 86400 <= r.ts < START.timestamp()]
+    this, last = asdict(_glance(rows, alerts=(3, 2))), asdict(_glance(before, alerts=(1, 3)))
+    made = make_weekly(week.db_path, week.settings, parse_week(WEEK, LONDON), now=NOW, out_dir=tmp_path / "out")
+    cards = re.findall(r'<div class="value">([^<]*)</div>\s*<div class="label">([^<]*)</div>\s*'
+                       r'(?:<div class="change">([^<]*) on the week before</div>)?', made.html)
+    shown = {unescape(label): (unescape(value), unescape(change)) for value, label, change in cards}
+    labels = {"visits": "Requests logged", "page_views": "Pages viewed", "users": "People online",
+              "devices": "Devices online", "blocked": "Blocked attempts", "flagged": "Flagged events",
+              "circumvention": "Attempts to get round the filter", "alerts_sent": "Alert emails sent",
+              "alerts_pending": "Alert emails not yet sent"}
+    assert shown == {labels[k]: (f"{this[k]:,}", _change(this[k], last[k])) for k in labels}
+    assert any(this[k] < last[k] for k in labels) and any(this[k] > last[k] for k in labels)
+    with (made.files.folder / "summary.csv").open(encoding="utf-8") as f:
+        summary = {row["figure"]: row for row in csv.DictReader(f)}
+    assert {k: (int(summary[labels[k]]["this_week"]), int(summary[labels[k]]["previous_week"]),
+                int(summary[labels[k]]["change"])) for k in labels} == {
+        k: (this[k], last[k], this[k] - last[k]) for k in labels}
+
+
 def test_glance_matches_an_independent_count(week: Week) -> None:
     rows = week.in_week()
     before = [r for r in week.records if START.timestamp() - 7 * 86400 <= r.ts < START.timestamp()]
@@ -54,9 +95,8 @@ def test_glance_matches_an_independent_count(week: Week) -> None:
     assert g.circumvention == sum(_circ(r) for r in rows) > 0
     assert (g.alerts_sent, g.alerts_pending) == (3, 2)
     assert report.previous is not None
-    assert report.previous.visits == len(before)
-    assert report.previous.blocked == sum(r.action == "block" for r in before)
-    assert report.previous.alerts_sent == 1
+    assert report.previous == _glance(before, alerts=(1, 3))
+    assert g == _glance(rows, alerts=(3, 2))
     # the edges: the first second of the week is in it, the first second of the next week is not
     assert any(r.ts == START.timestamp() for r in rows) and not any(r.ts == END.timestamp() for r in rows)
 

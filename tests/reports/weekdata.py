@@ -152,6 +152,8 @@ def _alerts_and_incident(conn: sqlite3.Connection, week: Week) -> None:
     for hours, status in ((10, "sent"), (30, "sent"), (50, "sent"), (60, "pending"), (70, "failed")):
         outbox(START + dt.timedelta(hours=hours), status)
     outbox(START - dt.timedelta(hours=5), "sent")
+    for hours in (30, 40, 50):        # the week before had more emails stuck than this one: a fall to report
+        outbox(START - dt.timedelta(hours=hours), "failed" if hours != 40 else "pending")
     target = next(r for r in week.in_week() if r.user == "y3.pupil" and r.flagged)
     week.flagged_y3 = target
     at = dt.datetime.fromtimestamp(target.ts, dt.UTC)
