@@ -18,6 +18,7 @@ from reports.model import Glance
 from reports.period import parse_week
 from reports.produce import make_weekly
 from reports.redact import WITHHELD
+from reports.render import HTML_LIMIT
 from reports.weekly import build_report
 from tests.reports.weekdata import END, LONDON, START, UK, WEEK, Week, build_week
 
@@ -137,6 +138,81 @@ def test_events_searches_circumvention_and_repeats(week: Week) -> None:
     linked = [e for e in report.flagged if e.incident_ref]
     assert [(int(e.ts), e.incident_ref, e.incident_status) for e in linked] == [
         (int(week.flagged_y3.ts), "INC-20261116-0001", "open")]
+
+
+# written out by hand, independent of categories.taxonomy and the watch lists' code
+WORDS = {"adult": "adult content", "vpn": "sites that hide where you are going", "drogue": "drugs"}
+TOPIC = {"how to commit suicide": "self_harm", "kill yourself": "bullying"}
+ILLEGAL_TEXT = "illegal content (IWF / CTIRU list)"
+
+
+def _expected_event(r, week: Week) -> dict[str, str]:  # noqa: ANN001
+    """What the report must say of one flagged visit, worked out from the generated record."""
+    local = dt.datetime.fromtimestamp(r.ts, LONDON)
+    illegal = "iwf" in r.categories
+    if illegal:
+        category = ILLEGAL_TEXT
+    elif r.search_term in TOPIC:
+        category = f"search on the {TOPIC[r.search_term].replace('_', ' ')} watch list"
+    elif r.rule.startswith("circumvention.") and not r.categories:
+        category = "getting round the filter"
+    else:
+        category = WORDS[r.categories[0]]
+    assert week.flagged_y3 is not None
+    linked = r.user == "y3.pupil" and abs(r.ts - week.flagged_y3.ts) <= 5
+    return {"date": local.strftime("%Y-%m-%d"), "time": local.strftime("%H:%M:%S"), "user": r.user or "",
+            "device": r.device or "", "client_ip": r.client_ip, "group": r.group, "category": category,
+            "uk_categories": "; ".join(UK[c] for c in r.categories if c in UK), "action": r.action, "rule": r.rule,
+            "url": WITHHELD if illegal else f"https://{r.host}{r.path}", "search_term": r.search_term or "",
+            "watch_list": TOPIC.get(r.search_term or "", ""), "incident": "INC-20261116-0001" if linked else "",
+            "incident_status": "open" if linked else ""}
+
+
+def _table_rows(html: str, after: str) -> list[list[str]]:
+    """The cells (text only) of the first table after `after` in the HTML, header row left out."""
+    table = html.split(after, 1)[1].split("</table>", 1)[0]
+    rows = []
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        if cells:
+            rows.append([" ".join(unescape(re.sub(r"<[^>]+>", " ", c)).split()) for c in cells])
+    return rows
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_flagged_events_every_field(week: Week, tmp_path: Path) -> None:
+    flagged = [r for r in week.in_week() if r.flagged]
+    expected = [_expected_event(r, week) for r in flagged]
+    made = make_weekly(week.db_path, week.settings, parse_week(WEEK, LONDON), now=NOW, out_dir=tmp_path / "out")
+    assert _csv_rows(made.files.folder / "flagged_events.csv") == expected
+    assert {e["category"] for e in expected} >= {ILLEGAL_TEXT, "getting round the filter", "adult content",
+                                                 "search on the self harm watch list"}
+    assert sum(e["incident"] != "" for e in expected) == 1
+    # the HTML table: its first rows (all of them up to the HTML limit) say the same
+    html_rows = _table_rows(made.html, '<h2 id="flagged">')
+    shown = [[dt.datetime.strptime(f"{e['date']} {e['time']}", "%Y-%m-%d %H:%M:%S").strftime("%a %d %b %H:%M"),
+              e["user"] or "(not logged in)", e["device"] or e["client_ip"], e["group"], e["category"],
+              f"search: “{e['search_term']}”" if e["search_term"] else e["url"],
+              f"{e['incident']} {e['incident_status']}" if e["incident"] else "none"] for e in expected]
+    assert len(html_rows) == min(len(shown), HTML_LIMIT) and html_rows == shown[:HTML_LIMIT]
+
+
+def test_flagged_search_terms(week: Week, tmp_path: Path) -> None:
+    searches = [r for r in week.in_week() if r.flagged and r.search_term]
+    assert {r.search_term for r in searches} == set(TOPIC)
+    made = make_weekly(week.db_path, week.settings, parse_week(WEEK, LONDON), now=NOW, out_dir=tmp_path / "out")
+    assert _csv_rows(made.files.folder / "flagged_searches.csv") == [_expected_event(r, week) for r in searches]
+    html_rows = _table_rows(made.html, "<h3>Flagged searches</h3>")
+    assert html_rows == [[dt.datetime.fromtimestamp(r.ts, LONDON).strftime("%a %d %b %H:%M"),
+                          r.user or "(not logged in)", r.group, f"“{r.search_term}”",
+                          TOPIC[r.search_term].replace("_", " ")] for r in searches][:HTML_LIMIT]
+    plain = [r for r in week.in_week() if r.search_term and not r.flagged]
+    assert plain and all(r.search_term not in made.files.folder.joinpath("flagged_searches.csv").read_text()
+                         for r in plain)
 
 
 def test_devices_and_changes(week: Week) -> None:
