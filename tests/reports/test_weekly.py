@@ -230,7 +230,8 @@ def test_devices_and_changes(week: Week) -> None:
     assert "games allowed for ks2 for 45 minutes" in c.overrides[0].summary
     assert [o.subject for o in c.lists] == ["scratch.mit.edu"]
     assert [(o.action, o.subject) for o in c.register] == [("user.ban", "user:y6.banned"),
-                                                          ("user.consent", "user:y5.noconsent")]
+                                                          ("user.consent", "user:y5.noconsent"),
+                                                          ("user.revoke", "user:p06")]
     assert [(q.host, q.status, q.decided_by) for q in c.reviews] == [("facebook.com", "rejected", "technical support")]
     assert report.health.visits_dropped_total == 7
 
