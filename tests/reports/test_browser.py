@@ -9,7 +9,11 @@ nothing can leave the machine.  The report test then asserts that the only
 requests were for the report (and the favicon Chromium asks for by itself);
 a second test renders a page with an external image and stylesheet and checks
 that the proxy saw them, which shows the first test can fail.
-With SCHOOLGATE_SAVE_DEMO=1 the screenshot is saved as docs/report-demo.png.
+With SCHOOLGATE_SAVE_DEMO=1 the screenshot is saved as docs/report-demo.png: the
+report is then made with the category index `schoolgate init` builds for the
+demo (the built-in lists and the UT1 sample, ../shared/data/ut1-blacklists.tar.gz),
+as of the nightly list update before the Monday report; otherwise with the
+built-in lists only, which is quicker.
 """
 from __future__ import annotations
 
@@ -25,12 +29,18 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from categories.compiler import compile_index
+from categories.curated import load_builtin
+from categories.ut1 import read_ut1
 from reports.period import parse_week
 from reports.produce import make_weekly
 from tests.reports.weekdata import LONDON, WEEK, build_week
 
 CHROMIUM = Path("/usr/bin/chromium")
-SAVE_AS = Path(__file__).resolve().parents[2] / "docs" / "report-demo.png"
+ROOT = Path(__file__).resolve().parents[2]
+SAVE_AS = ROOT / "docs" / "report-demo.png"
+UT1 = ROOT.parent / "shared" / "data" / "ut1-blacklists.tar.gz"
+LISTS_BUILT = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)     # the nightly list update before the report
 # Chromium's own background services, which would otherwise call Google: they are turned off rather than let
 # through, so the assertion below can be exact (one --disable-features flag: a second one replaces the first)
 QUIET_FEATURES = ("HttpsUpgrades", "NetworkTimeServiceQuerying", "OptimizationHints", "Translate", "MediaRouter",
@@ -130,10 +140,24 @@ async def screenshot(folder: Path, page: str, shot: Path, profile: Path) -> list
         return list(proxy.requests)
 
 
+def category_index(folder: Path, with_ut1: bool) -> Path:
+    """A category index like the demo's `schoolgate init` builds (built-in lists, and UT1 when asked)."""
+    lists = [load_builtin()]
+    if with_ut1:
+        if not UT1.exists():
+            pytest.fail(f"{UT1} not found: the demo picture is made with the UT1 sample")
+        lists.append(read_ut1(UT1))
+    compile_index(lists, folder / "categories.idx", now=lambda: LISTS_BUILT)
+    return folder / "categories.idx"
+
+
 async def test_report_renders_in_chromium_with_no_other_request(tmp_path: Path) -> None:
+    save = os.environ.get("SCHOOLGATE_SAVE_DEMO") == "1"
     week = await build_week(tmp_path, count=6000, demo=True)
     made = make_weekly(week.db_path, week.settings, parse_week(WEEK, LONDON),
-                       now=dt.datetime(2026, 11, 23, 7, 0, tzinfo=LONDON), out_dir=tmp_path / "reports")
+                       now=dt.datetime(2026, 11, 23, 7, 0, tzinfo=LONDON), out_dir=tmp_path / "reports",
+                       index_path=category_index(tmp_path, with_ut1=save))
+    assert "no category index" not in made.html and "0.2 days ago" in made.html
     shot = tmp_path / "report.png"
     requests = await screenshot(made.files.folder, "report.html", shot, tmp_path / "profile")
     assert requests[0] == f"GET http://{SITE}/report.html"
@@ -142,7 +166,7 @@ async def test_report_renders_in_chromium_with_no_other_request(tmp_path: Path) 
     data = shot.read_bytes()
     assert png_size(data) == (1200, 3000)
     assert len(data) > 60_000                        # a real rendering: text, cards and charts, not a blank page
-    if os.environ.get("SCHOOLGATE_SAVE_DEMO") == "1":
+    if save:
         SAVE_AS.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SAVE_AS)
 
