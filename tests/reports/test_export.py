@@ -99,16 +99,17 @@ def _shared_records(week: Week) -> None:
                          "group_name, status, who_key, client_ip, last_at, hits) VALUES (?, ?, ?, 'category', "
                          "'immediate', ?, ?, 'staff', 'open', ?, ?, ?, 1)",
                          (iid, f"INC-20261120-000{iid}", utc_iso(at), user, device, f"user:{user}", ip, utc_iso(at)))
-        emails = [(101, "alert", 2, "teacher on teacher-laptop: https://pornhub.com/"),
+        emails: list[tuple[int, str, int | None, str]] = [
+                  (101, "alert", 2, "teacher on teacher-laptop: https://pornhub.com/"),
                   (102, "digest", None, f"teacher on teacher-laptop: https://pornhub.com/\n{P04['full']} "
                                         f"({P04['name']}) on {P04['device']} {P04['ip']}: {P04['url']}"),
                   (103, "alert", 3, f"{P04['full']} ({P04['name']}) on {P04['device']} {P04['ip']}: {P04['url']}")]
-        for oid, kind, iid, body in emails:
+        for oid, kind, incident, body in emails:
             conn.execute("INSERT INTO alert_outbox (id, created_at, kind, severity, dedup_key, subject, body_text, "
                          "body_html, recipients, status, incident_id) VALUES (?, ?, ?, 'immediate', ?, ?, ?, ?, "
                          "'[\"esafety@demo-primary.example\"]', 'sent', ?)",
                          (oid, utc_iso(at), kind, f"{kind}:{oid}", f"Alert: {body.splitlines()[-1][:40]}", body,
-                          f"<p>{body}</p>", iid))
+                          f"<p>{body}</p>", incident))
         hits = [("teacher", "teacher-laptop", "10.20.3.11", "https://pornhub.com/", 2, 101),
                 ("teacher", "teacher-laptop", "10.20.3.11", "https://pornhub.com/", 2, 102),
                 (P04["name"], P04["device"], P04["ip"], P04["url"], 3, 102),
