@@ -2,8 +2,8 @@
 
 Handlers take `(args, ctx)` and return the exit code: 0 done, 1 operational
 error (the mail server refused, an incident's record was tampered with), 2 bad
-usage.  `incidents show ID --context` calls the reports' hook
-`reports.incident_context.render(ctx, ref) -> str` when that module exists.
+usage.  `incidents show ID --context` prints the person's browsing
+around the incident through `reports.incident_context.render(ctx, ref)`.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from alerts.views import when
 from proxy.terminal import shown
 from proxy.context import Context
 from proxy.db import open_db
+from reports import incident_context
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -179,7 +180,7 @@ def incidents_show(args: argparse.Namespace, ctx: Context) -> int:
             check.problems.append(f"the incident's details differ from those sealed when it opened (entry "
                                   f"{opened.id})")
         if args.context:
-            _context(ctx, inc.ref)
+            print(incident_context.render(ctx, inc.ref))
         if not check.ok:
             print("\n!!! WARNING: THE INCIDENT RECORD HAS BEEN ALTERED: its hash chain is broken !!!", file=sys.stderr)
             for problem in check.problems:
@@ -190,15 +191,6 @@ def incidents_show(args: argparse.Namespace, ctx: Context) -> int:
         return 0
 
     return asyncio.run(run())
-
-
-def _context(ctx: Context, ref: str) -> None:
-    try:
-        from reports import incident_context  # type: ignore[attr-defined]
-    except ImportError:
-        print("  context:   not available in this version (reports)")
-        return
-    print(incident_context.render(ctx, ref))
 
 
 def incidents_record(args: argparse.Namespace, ctx: Context) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,13 @@ def test_governors_summary_names_nobody(week: Week, tmp_path: Path) -> None:
     assert dict(summary.flagged_kinds)["illegal content (IWF / CTIRU lists)"] == sum("iwf" in r.categories for r in rows)
     assert summary.overrides == 1 and summary.devices_added == 1
     html, csv = write_governors(summary, tmp_path / "out")
+    # readable by the service user only, like the weekly report
+    assert html.parent == csv.parent and html.parent.parent == tmp_path / "out"
+    for folder in (tmp_path / "out", html.parent):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert sorted(p.name for p in html.parent.iterdir()) == sorted([html.name, csv.name])
+    for path in (html, csv):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     text = html.read_text() + csv.read_text()
     people = {u for u, _ in USERS} | {"y5.noconsent", "y6.banned", "esafety.lead", "technical support"}
     identifying = people | {d for d, _ in DEVICES} | {ip for _, ip in DEVICES} | set(VISITOR_IPS) | set(PUPIL_OWNED_IPS)

@@ -120,3 +120,38 @@ async def test_the_kept_incident_chain_still_verifies_after_a_purge(db: Path) ->
                                                                      ANCHOR_KEY))
     assert (await verify_chain(conn)).problems        # a wrong anchor does not pass
     await conn.close()
+
+
+async def test_every_limit_to_the_second(tmp_path: Path) -> None:
+    """Visits, DNS queries, alert emails and alert hits: one second past the limit goes, exactly at it and one
+    second inside it stay; an old email still reported by a kept hit stays with it."""
+    path = tmp_path / "edges.sqlite3"
+    conn = open_db_sync(path)
+    enc = RowEncoder(conn)
+    enc.write([visit(ago(30, -1), "v-out.example"), visit(ago(30), "v-at.example"), visit(ago(30, 1), "v-in.example")],
+              {})
+    enc.write([query(ago(7, -1), "q-out.example"), query(ago(7), "q-at.example"), query(ago(7, 1), "q-in.example")],
+              {})
+
+    def at(seconds: int) -> str:                       # the alerts' limit (60 days) plus `seconds` later
+        return utc_iso(NOW - dt.timedelta(days=60) + dt.timedelta(seconds=seconds))
+
+    emails = {"e-out": at(-1), "e-at": at(0), "e-in": at(1), "e-old-but-reported": at(-86400)}
+    ids = {}
+    for subject, created in emails.items():
+        ids[subject] = conn.execute("INSERT INTO alert_outbox (created_at, kind, subject, body_text, status) "
+                                    "VALUES (?, 'alert', ?, 'b', 'sent')", (created, subject)).lastrowid
+    hits = [("h-out", at(-1), ids["e-out"]), ("h-at", at(0), ids["e-at"]), ("h-in", at(1), ids["e-in"]),
+            ("h-late", at(3600), ids["e-old-but-reported"]), ("h-none", at(-2), None)]
+    conn.executemany("INSERT INTO alert_hits (at, kind, severity, group_key, who_key, user_name, outbox_id) "
+                     "VALUES (?, 'category', 'immediate', ?, 'user:p01', 'p01', ?)",
+                     [(when, key, oid) for key, when, oid in hits])
+    conn.commit()
+    result = purge(conn, KEEP, NOW, batch=2, pause=0)
+    assert hosts(conn) == {"v-at.example", "v-in.example"}
+    assert {r[0] for r in conn.execute("SELECT qname FROM dns_query_view")} == {"q-at.example", "q-in.example"}
+    assert {r[0] for r in conn.execute("SELECT group_key FROM alert_hits")} == {"h-at", "h-in", "h-late"}
+    assert {r[0] for r in conn.execute("SELECT subject FROM alert_outbox")} == {"e-at", "e-in", "e-old-but-reported"}
+    assert {k: result.deleted[k] for k in ("visits", "dns_queries", "alert_hits", "alert_outbox")} == {
+        "visits": 1, "dns_queries": 1, "alert_hits": 2, "alert_outbox": 1}
+    conn.close()

@@ -22,7 +22,7 @@ from proxy.db import open_db, open_db_sync, utc_iso
 from proxy.listentries import add_entry
 from proxy.overrides import add_override
 from proxy.records import RowEncoder, VisitRecord
-from proxy.register import ban, set_consent
+from proxy.register import ban, revoke, set_consent
 from proxy.reviews import add_request, decide_request
 
 LONDON = ZoneInfo("Europe/London")
@@ -152,6 +152,8 @@ def _alerts_and_incident(conn: sqlite3.Connection, week: Week) -> None:
     for hours, status in ((10, "sent"), (30, "sent"), (50, "sent"), (60, "pending"), (70, "failed")):
         outbox(START + dt.timedelta(hours=hours), status)
     outbox(START - dt.timedelta(hours=5), "sent")
+    for hours in (30, 40, 50):        # the week before had more emails stuck than this one: a fall to report
+        outbox(START - dt.timedelta(hours=hours), "failed" if hours != 40 else "pending")
     target = next(r for r in week.in_week() if r.user == "y3.pupil" and r.flagged)
     week.flagged_y3 = target
     at = dt.datetime.fromtimestamp(target.ts, dt.UTC)
@@ -172,6 +174,7 @@ async def _changes(db_path: Path, settings: Settings) -> None:
                         by="technical support", now=tue + dt.timedelta(hours=1))
         await ban(conn, "y6.banned", None, "esafety.lead", "misuse incident", now=tue + dt.timedelta(days=1))
         await set_consent(conn, "y5.noconsent", True, "head", "form returned", now=tue + dt.timedelta(days=2))
+        await revoke(conn, "p06", "head", "repeated misuse after warnings", now=tue + dt.timedelta(days=3))
         rid = await add_request(conn, ref="R1", url="https://facebook.com/school", host="facebook.com",
                                 user="p01", device="ks2-laptop-01", client_ip="10.20.2.21", group="ks2",
                                 categories=("social_networks",), reason_text="class page", now=tue)
