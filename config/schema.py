@@ -119,6 +119,7 @@ class SmtpSettings:
 
 @dataclass(frozen=True)
 class ProxySettings:
+    mode: str                             # regular (explicit proxy, PAC/WPAD) | transparent (firewall redirect)
     listen_host: str
     listen_port: int
     auth: str                             # none | htpasswd | ldap

@@ -49,7 +49,12 @@ def proxy(t: Table, base: Path) -> s.ProxySettings:
             t.error("ldap", "expected ldap[s]:SERVER[:PORT]:BIND_DN:SUBTREE_DN (the bind password comes from "
                             f"the environment variable in ldap_password_env); got {len(parts)} parts "
                             "(not repeated here, in case one is a password)")
+    mode = t.text("mode", "regular", ("regular", "transparent"))
+    if mode == "transparent" and auth != "none":
+        t.error("mode", f'proxy login (auth = "{auth}") needs mode = "regular": a device that does not know it '
+                        "goes through a proxy never sends proxy credentials")
     p = s.ProxySettings(
+        mode=mode,
         listen_host=t.text("listen_host", "127.0.0.1"),
         listen_port=t.integer("listen_port", 8080, minimum=0, maximum=65535),
         auth=auth,

@@ -29,6 +29,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=init)
     p = sub.add_parser("run", parents=[common], help="run the proxy (and DNS when enabled) and background tasks")
     p.add_argument("--port", type=int, default=None, help="listen on this port instead of the config's")
+    p.add_argument("--mode", choices=("regular", "transparent"), default=None,
+                   help="explicit proxy (regular) or behind a firewall redirect (transparent); "
+                        "default: the config's [proxy] mode")
     p.set_defaults(handler=run)
     p = sub.add_parser("dns", parents=[common], help="run the DNS resolver alone")
     p.add_argument("--port", type=int, default=None, help="listen on this port instead of the config's")
@@ -101,13 +104,25 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     def announce(service: Service) -> None:
         host, port = service.address or ("?", 0)
         print(f"Schoolgate is filtering for {settings.school.name}")
-        print(f"  proxy:           http://{host}:{port}  (explicit proxy for HTTP and HTTPS)")
-        print(f"  CA certificate:  {ctx.ca_cert.resolve()}  (install it on school devices)")
-        print(f"  try it:          curl -x http://{host}:{port} http://example.com/")
-        print(f"                   curl -x http://{host}:{port} --cacert {ctx.ca_cert} https://example.com/")
-        print(f"  browser:         set the HTTP and HTTPS proxy to {host}:{port}, or use the PAC file")
-        print(f"                   http://{settings.proxy.block_page_name}/proxy.pac")
+        if service.mode == "transparent":
+            print(f"  proxy:           {host}:{port}, transparent mode: the firewall must redirect the LAN's")
+            print(f"                   TCP 80 and 443 to port {port} (README: \"Transparent mode\")")
+            print(f"  CA certificate:  {ctx.ca_cert.resolve()}  (install it on school devices)")
+        else:
+            print(f"  proxy:           http://{host}:{port}  (explicit proxy for HTTP and HTTPS)")
+            print(f"  CA certificate:  {ctx.ca_cert.resolve()}  (install it on school devices)")
+            print(f"  try it:          curl -x http://{host}:{port} http://example.com/")
+            print(f"                   curl -x http://{host}:{port} --cacert {ctx.ca_cert} https://example.com/")
+            print(f"  browser:         set the HTTP and HTTPS proxy to {host}:{port}, or the PAC file")
+            print(f"                   {pac_url(host, port)}")
         print(f"  data:            {ctx.data_dir.resolve()}")
         print("Press Ctrl-C to stop.", flush=True)
 
-    return asyncio.run(run_forever(ctx, announce, args.port))
+    return asyncio.run(run_forever(ctx, announce, args.port, args.mode))
+
+
+def pac_url(host: str, port: int) -> str:
+    """Where devices fetch the PAC file: the proxy's own port answers it (addons.portal)."""
+    if host in ("", "0.0.0.0", "::"):
+        return f"http://<this machine's LAN address>:{port}/proxy.pac  (or /wpad.dat, for WPAD)"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/proxy.pac  (or /wpad.dat, for WPAD)"

@@ -11,6 +11,7 @@ from typing import Any
 from config.errors import ConfigError
 from config.loader import default_config_path, load_settings
 from config.schema import Settings
+from proxy.migrations import SchemaError
 
 
 def default_data_dir() -> Path:
@@ -70,5 +71,8 @@ def run_in_context(handler: Callable[[Any, Context], int], args: Any, config: Pa
         for issue in exc.issues:
             print(f"  {issue}", file=sys.stderr)
         return 2
+    except SchemaError as exc:   # e.g. a database written by a newer release: say so, leave it alone
+        print(f"schoolgate: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -26,9 +26,21 @@ from proxy.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 
-def mitmproxy_options(ctx: Context, listen_port: int | None = None) -> options.Options:
+MODES = ("regular", "transparent")
+
+
+def mitmproxy_options(ctx: Context, listen_port: int | None = None, mode: str | None = None) -> options.Options:
+    """mitmproxy's core options: where to listen and how (`mode`: the config's `[proxy] mode` unless given).
+
+    Transparent mode takes connections the firewall redirected to the proxy's
+    port and asks the kernel for each one's original destination (see README).
+    """
     s = ctx.settings
+    mode = s.proxy.mode if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"proxy mode must be one of {', '.join(MODES)}; got {mode!r}")
     return options.Options(
+        mode=[mode],
         listen_host=s.proxy.listen_host,
         listen_port=s.proxy.listen_port if listen_port is None else listen_port,
         confdir=str(ctx.ca_dir),
@@ -66,8 +78,9 @@ class Service:
     """The proxy and its runtime; `start()` returns once it listens, `stop()` drains."""
 
     def __init__(self, ctx: Context, runtime: Runtime | None = None, listen_port: int | None = None,
-                 extra_addons: Sequence[object] = ()) -> None:
+                 extra_addons: Sequence[object] = (), mode: str | None = None) -> None:
         self.ctx = ctx
+        self.mode = ctx.settings.proxy.mode if mode is None else mode
         self.extra_addons = tuple(extra_addons)
         self.runtime = runtime or Runtime(ctx)
         self.listen_port = listen_port
@@ -77,7 +90,7 @@ class Service:
     async def start(self) -> None:
         ensure_ca(self.ctx.ca_dir, self.ctx.settings.school.name)
         await self.runtime.start()
-        self.master = DumpMaster(mitmproxy_options(self.ctx, self.listen_port), with_termlog=False,
+        self.master = DumpMaster(mitmproxy_options(self.ctx, self.listen_port, self.mode), with_termlog=False,
                                  with_dumper=False)
         dispatch_directly(self.master.addons)  # events only to the addons that handle them (proxy.dispatch)
         self.master.addons.add(*pipeline(RuntimeRef(self.runtime)), *self.extra_addons)
@@ -122,8 +135,9 @@ class Service:
             await self._task
 
 
-async def run_forever(ctx: Context, announce: Callable[[Service], None], listen_port: int | None = None) -> int:
-    service = Service(ctx, listen_port=listen_port)
+async def run_forever(ctx: Context, announce: Callable[[Service], None], listen_port: int | None = None,
+                      mode: str | None = None) -> int:
+    service = Service(ctx, listen_port=listen_port, mode=mode)
     await service.start()
     dns_server = None
     if ctx.settings.dns.enabled:   # the resolver shares the proxy's runtime (engine, query log)

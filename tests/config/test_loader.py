@@ -83,6 +83,8 @@ CASES = [
      'password = "hunter2"'),
     ('listen_port = 8080', 'listen_port = 8080\nlisten_prot = 9090', "proxy.listen_prot", "unknown key",
      "listen_prot = 9090"),
+    ('mode = "regular"', 'mode = "transparant"', "proxy.mode", "expected one of regular, transparent",
+     'mode = "transparant"'),
     ('upstreams = ["127.0.0.53"]', 'upstreams = ["resolver.local"]', "dns.upstreams[0]", "IP address",
      'upstreams = ["resolver.local"]'),
     ('format = "ut1"', 'format = "ut1"\nillegal = "maybe"', "categories.sources[0].illegal", "true or false",
@@ -108,6 +110,20 @@ def test_each_mistake_names_file_key_line_and_expectation(
     assert issue.file == tmp_path / "school.toml"
     assert issue.line == _line(text, on_line)
     assert f"school.toml:{issue.line}: {key}: " in str(err)
+
+
+def test_proxy_mode_transparent_loads_and_refuses_proxy_login(tmp_path: Path) -> None:
+    path = tmp_path / "school.toml"
+    transparent = EXAMPLE.replace('mode = "regular"', 'mode = "transparent"')
+    path.write_text(transparent)
+    assert load_settings(path).proxy.mode == "transparent"
+    assert load_settings(DEFAULT_CONFIG).proxy.mode == "regular"
+    path.write_text(transparent.replace('auth = "none"', 'auth = "htpasswd"\nhtpasswd = "users.htpasswd"'))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    [issue] = [i for i in info.value.issues if i.key == "proxy.mode"]
+    assert 'proxy login (auth = "htpasswd") needs mode = "regular"' in issue.message
+    assert issue.line == _line(path.read_text(), 'mode = "transparent"')
 
 
 def test_every_error_is_reported_at_once(tmp_path: Path) -> None:
