@@ -6,8 +6,10 @@ The wrk benchmark (`bench.proxy`) is the figure that counts, but on a shared,
 loaded machine its requests/s move by 2x between rounds.  This one replays the
 benchmark's request (`GET http://127.0.0.1:8081/file`, KS2 laptop on loopback, the
 teacher's override, the full-scale index) through two in-process `DumpMaster`s
-that never listen: one with mitmproxy's default addons only, one with
-Schoolgate's pipeline added.  Each request is one flow on one of 50 keep-alive
+that never listen: mitmdump's (mitmproxy's default addons and event
+dispatch), the same addons dispatched as `schoolgate run` does (`direct`:
+`proxy.dispatch`, each event only to the addons that handle it), and
+Schoolgate's (that, with Schoolgate's pipeline added).  Each request is one flow on one of 50 keep-alive
 client connections, driven through mitmproxy's own `handle_lifecycle` for
 `requestheaders`, `request`, `responseheaders` and `response` (each followed by
 mitmproxy's `update` event), so the dispatch cost is counted.  The figure is
@@ -87,10 +89,12 @@ async def drive(master: DumpMaster, conns: list[connection.Client], n: int, body
         await addons.handle_lifecycle(HttpResponseHook(flow))
 
 
-def new_master(extra: list[object]) -> DumpMaster:
+def new_master(extra: list[object], direct: bool = True) -> DumpMaster:
+    """A master with mitmproxy's default addons and `extra`; `direct`: as `schoolgate run` dispatches."""
     master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
-    if extra:  # Schoolgate's master, as `schoolgate run` makes it
+    if direct:
         dispatch_directly(master.addons)
+    if extra:
         master.addons.add(*extra)
     master.options.update(connection_strategy="lazy")
     master.addons.trigger(hooks.ConfigureHook(set(master.options.keys())))
@@ -169,7 +173,8 @@ async def run(args: argparse.Namespace, say: Callable[..., None]) -> dict[str, o
         await rt.start()
         try:
             conns = clients()
-            masters = {"mitmdump": new_master([]), "schoolgate": new_master(schoolgate_addons(rt))}
+            masters = {"mitmdump": new_master([], direct=False), "direct": new_master([]),
+                       "schoolgate": new_master(schoolgate_addons(rt))}
             if args.chain:
                 masters["chain"] = new_master(schoolgate_addons(rt, chain=True))
             if args.only:
@@ -184,7 +189,7 @@ async def run(args: argparse.Namespace, say: Callable[..., None]) -> dict[str, o
                     activate(master)
                     cpu, loop_cpu = time.process_time(), time.thread_time()
                     await drive(master, conns, args.requests, body)
-                    if name != "mitmdump":
+                    if name in ("schoolgate", "chain"):
                         await rt.writer.flush()   # the rows written: the writer thread's CPU time counts too
                     spent, loop_spent = time.process_time() - cpu, time.thread_time() - loop_cpu
                     per_req[name].append(spent * 1e6 / args.requests)
@@ -197,12 +202,20 @@ async def run(args: argparse.Namespace, say: Callable[..., None]) -> dict[str, o
                 return result
             result["schoolgate_extra_cpu_us_per_req"] = round(
                 statistics.median(s - m for s, m in zip(per_req["schoolgate"], per_req["mitmdump"], strict=True)), 1)
+            # Schoolgate's addons alone: against the same default addons dispatched the same way
+            result["schoolgate_addons_cpu_us_per_req"] = round(
+                statistics.median(s - m for s, m in zip(per_req["schoolgate"], per_req["direct"], strict=True)), 1)
+            result["dispatch_saved_us_per_req"] = round(
+                statistics.median(m - d for m, d in zip(per_req["mitmdump"], per_req["direct"], strict=True)), 1)
             if args.chain:
                 result["chain_extra_cpu_us_per_req"] = round(
-                    statistics.median(s - m for s, m in zip(per_req["chain"], per_req["mitmdump"], strict=True)), 1)
-                say(f"the children as separate addons: +{result['chain_extra_cpu_us_per_req']} us/request")
-            say(f"mitmdump's addons {result['mitmdump_cpu_us_per_req']} us/request; with Schoolgate "
-                f"{result['schoolgate_cpu_us_per_req']} us (+{result['schoolgate_extra_cpu_us_per_req']} us, of which "
+                    statistics.median(s - m for s, m in zip(per_req["chain"], per_req["direct"], strict=True)), 1)
+                say(f"the children as separate addons (against mitmdump's addons dispatched directly): +{result['chain_extra_cpu_us_per_req']} us/request")
+            say(f"mitmdump's addons {result['mitmdump_cpu_us_per_req']} us/request "
+                f"({result['direct_cpu_us_per_req']} us dispatched as schoolgate run does: "
+                f"{result['dispatch_saved_us_per_req']} us saved); with Schoolgate "
+                f"{result['schoolgate_cpu_us_per_req']} us ({result['schoolgate_extra_cpu_us_per_req']:+} us against "
+                f"mitmdump; Schoolgate's addons {result['schoolgate_addons_cpu_us_per_req']:+} us, of which "
                 f"{result['schoolgate_other_threads_us_per_req']} us in other threads: the visit writer's)")
             if args.per_child:
                 times = HookTimes()
@@ -235,7 +248,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests per chunk")
     ap.add_argument("--rounds", type=int, default=7, help="chunks per master, alternating")
     ap.add_argument("--chain", action="store_true", help="also measure the children as separate addons")
-    ap.add_argument("--only", choices=("mitmdump", "schoolgate", "chain"),
+    ap.add_argument("--only", choices=("mitmdump", "direct", "schoolgate", "chain"),
                     help="measure one master only (for instruction counts: run under callgrind with two --requests)")
     ap.add_argument("--warmup", type=int, default=200, help="requests through each master before measuring")
     ap.add_argument("--per-child", action="store_true", help="also time each child's hooks")
