@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from proxy import heap
 from proxy.context import Context, run_in_context
 from proxy.dns import DnsServer, resolver_for
 from proxy.runtime import Runtime
@@ -42,6 +43,7 @@ async def run_dns(ctx: Context, announce: Callable[[DnsServer], None], listen_po
     except BaseException:
         await runtime.stop()
         raise
+    heap.freeze_startup_objects()   # no full garbage collection walks them again (proxy.heap)
     announce(server)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

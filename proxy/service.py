@@ -19,6 +19,7 @@ from mitmproxy.tools.dump import DumpMaster
 
 from addons import RuntimeRef, pipeline
 from proxy.ca import ensure_ca
+from proxy import heap
 from proxy.context import Context
 from proxy.dispatch import dispatch_directly
 from proxy.runtime import Runtime
@@ -149,6 +150,7 @@ async def run_forever(ctx: Context, announce: Callable[[Service], None], listen_
             await service.stop()
             raise
         service.runtime.dns_counts = dns_server.resolver.counts   # for the metrics endpoint
+    heap.freeze_startup_objects()   # no full garbage collection walks them again (proxy.heap)
     announce(service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

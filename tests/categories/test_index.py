@@ -162,3 +162,29 @@ def test_live_index_follows_replacement(tmp_path: Path) -> None:
     now[0] += 1.5
     assert "vpn" in live.current.lookup_host("nordvpn.com")
     live.close()
+
+
+def test_a_replaced_index_is_freed_without_the_garbage_collector(tmp_path: Path) -> None:
+    """`schoolgate run` keeps its start-up objects out of garbage collections (`proxy.heap`): the index it
+    opened at start-up must go by its reference count alone when a list update replaces it."""
+    import gc
+    import weakref
+
+    path = tmp_path / "idx"
+    compile_index(small_lists(), path)
+    now = [100.0]
+    live = LiveIndex(path, check_interval=1.0, clock=lambda: now[0])
+    first = live.current
+    for url in ("http://www.fun.example/", "http://10.1.2.3/x", "http://bbc.co.uk/cbeebies/a", "http://a.zip/"):
+        assert first.lookup_url(normalise_url(url))  # every path through the checks: names, IPs, URL entries, TLDs
+    gone = weakref.ref(first)
+    del first
+    gc.disable()
+    try:
+        compile_index([load_builtin()], path)
+        now[0] += 1.5
+        assert "vpn" in live.current.lookup_host("nordvpn.com") and live.reloads == 1
+        assert gone() is None
+    finally:
+        gc.enable()
+        live.close()

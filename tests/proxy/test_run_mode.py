@@ -62,6 +62,8 @@ def spy_on_run(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None:
             os.kill(os.getpid(), signal.SIGTERM)   # run_forever's handler: a clean stop
 
     monkeypatch.setattr(service_module, "run_forever", run_forever)
+    # the real one would keep this test process's objects out of its garbage collections for good
+    monkeypatch.setattr(service_module.heap, "freeze_startup_objects", lambda: seen.setdefault("frozen", 1))
 
 
 @pytest.mark.parametrize("config_mode,flag,expected", [
@@ -80,6 +82,7 @@ def test_run_gives_mitmproxy_the_mode(school_args: list[str], monkeypatch: pytes
     assert main(["run", "--port", "0", *flag, *school_args]) == 0
     out = capsys.readouterr().out
     assert seen["options.mode"] == [expected] and seen["servers"] == [expected]
+    assert seen["frozen"] == 1   # start-up objects kept out of later garbage collections (proxy.heap)
     port = int(re.search(r"proxy: +(?:http://)?127\.0\.0\.1:(\d+)", out).group(1))   # type: ignore[union-attr]
     if expected == "regular":
         status, ctype, pac = seen["pac"]
