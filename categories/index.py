@@ -51,6 +51,10 @@ EMPTY: frozenset[str] = frozenset()
 _unpack_q = struct.Struct(">Q").unpack_from  # the first 8 bytes of a digest: `name_hash`
 
 
+def _closed(_url: Any) -> frozenset[str]:
+    raise ValueError("the category index is closed")
+
+
 class CategoryIndex:
     """A read-only view of a compiled index file (see the module docstring)."""
 
@@ -131,7 +135,13 @@ class CategoryIndex:
             raise IndexFormatError(f"{path}: damaged index ({exc!r})") from exc
 
     def close(self) -> None:
-        """Release the mapping (lookups afterwards raise ValueError)."""
+        """Release the mapping (lookups afterwards raise ValueError).
+
+        The check closures refer to the index, and the index to them: they are replaced, so
+        that a closed index is freed by its reference count, not only by the cyclic garbage
+        collector (which `schoolgate run` keeps away from its start-up objects).
+        """
+        self.check_url = self.lookup_url = _closed
         self._hot = ()  # type: ignore[assignment]
         self._bloom = _ALL_PASS
         for view in (self._dir, self._fp, self._val, self._url_keys, self._url_offs,

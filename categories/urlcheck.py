@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -50,33 +49,19 @@ def _labels_fit(host: str) -> bool:
 
 
 def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
-    """`(check_url, lookup_url)` bound to the open index's tables (see the module docstring).
-
-    The index holds the two closures, so they reach the index itself only through a weak
-    proxy: no reference cycle, and an index that is replaced (a list update) is freed as soon
-    as the last lookup using it returns, by its reference count, without waiting for the
-    cyclic garbage collector (which `schoolgate run` keeps away from its start-up objects:
-    `proxy.heap.freeze_startup_objects`).  Use the checks while holding the index.
-    """
-    this = weakref.proxy(index)
+    """`(check_url, lookup_url)` bound to the open index's tables (see the module docstring)."""
     (md5, unpack, shift, fp_shift, dir_, fps, vals, exact_sets, suffix_sets, has_url,
      crc, bloom_map, mask) = index._hot
-
-    def url_ids(h: int, site: bytes, prefix: str) -> list[int]:
-        return this._url_ids(h, site, prefix)
-
+    url_ids = index._url_ids
     names = index.categories
-    tld = (lambda host, found: this._tld(host, found)) if index._tlds else None
+    tld = index._tld if index._tlds else None
     url_tlds = index._url_tlds
     expressions = index._expressions
     gate = expressions.gate() if expressions else None  # None: every URL goes to `categories`
     expression_categories = expressions.categories if expressions else None
     routed = expressions.routed
     fullmatch = _PLAIN_URL.fullmatch
-
-    def general(url: NormalisedURL) -> frozenset[str]:
-        return this._lookup_url_any(url)
-
+    general = index._lookup_url_any
     new_tuple = tuple.__new__
 
     def lookup_url(url: NormalisedURL) -> frozenset[str]:
@@ -115,7 +100,7 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
         if tld is not None:
             found = tld(host, found)
             if url_tlds:
-                extra = [(h, site) for h, site in url_hashes(this, host) if b"." not in site]
+                extra = [(h, site) for h, site in url_hashes(index, host) if b"." not in site]
                 if extra:
                     url_hosts = (url_hosts or []) + extra
         if url_hosts is not None:

@@ -57,8 +57,9 @@ def freeze_startup_objects() -> int:
     Objects kept out are still freed when their reference count drops; only a cycle among
     them would never be collected.  So this is called once, by the long-running commands
     (`schoolgate run`, `schoolgate dns`), not by code that starts and stops services in
-    one process (tests), and what start-up makes and a reload replaces is kept free of
-    cycles (the category index: `categories.urlcheck`).
+    one process (tests), and what start-up makes and a reload replaces is freed by its
+    reference count (a replaced category index is closed a minute later, which breaks
+    its one cycle: `categories.live`).
     """
     gc.collect()
     gc.freeze()

@@ -164,27 +164,47 @@ def test_live_index_follows_replacement(tmp_path: Path) -> None:
     live.close()
 
 
-def test_a_replaced_index_is_freed_without_the_garbage_collector(tmp_path: Path) -> None:
+def test_a_replaced_index_is_closed_a_minute_later_and_freed_without_the_garbage_collector(tmp_path: Path) -> None:
     """`schoolgate run` keeps its start-up objects out of garbage collections (`proxy.heap`): the index it
-    opened at start-up must go by its reference count alone when a list update replaces it."""
+    opened at start-up must go by its reference count alone once a list update has replaced it."""
     import gc
     import weakref
+
+    from categories.live import RETIRE_AFTER_S
 
     path = tmp_path / "idx"
     compile_index(small_lists(), path)
     now = [100.0]
     live = LiveIndex(path, check_interval=1.0, clock=lambda: now[0])
     first = live.current
-    for url in ("http://www.fun.example/", "http://10.1.2.3/x", "http://bbc.co.uk/cbeebies/a", "http://a.zip/"):
+    urls = ("http://www.fun.example/", "http://10.1.2.3/x", "http://bbc.co.uk/cbeebies/a", "http://a.zip/")
+    for url in urls:
         assert first.lookup_url(normalise_url(url))  # every path through the checks: names, IPs, URL entries, TLDs
     gone = weakref.ref(first)
-    del first
     gc.disable()
     try:
         compile_index([load_builtin()], path)
         now[0] += 1.5
         assert "vpn" in live.current.lookup_host("nordvpn.com") and live.reloads == 1
-        assert gone() is None
+        assert first.lookup_url(normalise_url(urls[0])) == {"games"}  # a lookup still holding it: served
+        del first
+        now[0] += RETIRE_AFTER_S - 1
+        assert live.current.lookup_host("nordvpn.com")
+        assert gone() is not None                    # not yet a minute
+        now[0] += 1.5
+        assert "vpn" in live.current.lookup_host("nordvpn.com")
+        assert gone() is None                        # closed, and freed by its reference count
     finally:
         gc.enable()
         live.close()
+
+
+def test_a_closed_index_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "idx"
+    compile_index([load_builtin()], path)
+    index = CategoryIndex.open(path)
+    index.close()
+    for call in (lambda: index.lookup_url(normalise_url("http://nordvpn.com/")),
+                 lambda: index.check_url("http://nordvpn.com/"), lambda: index.lookup_host("nordvpn.com")):
+        with pytest.raises(ValueError):
+            call()
