@@ -7,16 +7,6 @@ from pathlib import Path
 import pytest
 
 from proxy.cli import main
-from tests.support.school import write_school
-
-
-@pytest.fixture
-def school_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    ctx = write_school(tmp_path)
-    args = ["--config", str(ctx.config_path), "--data", str(ctx.data_dir)]
-    assert main(["init", *args]) == 0
-    capsys.readouterr()
-    return args
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -24,16 +24,6 @@ import proxy.service as service_module
 from proxy.cli import main
 from proxy.pac import CONTENT_TYPE
 from proxy.service import Service
-from tests.support.school import write_school
-
-
-@pytest.fixture
-def school_args(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    ctx = write_school(tmp_path)
-    args = ["--config", str(ctx.config_path), "--data", str(ctx.data_dir)]
-    assert main(["init", *args]) == 0
-    capsys.readouterr()
-    return args
 
 
 def spy_on_run(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None:
@@ -72,14 +62,14 @@ def spy_on_run(monkeypatch: pytest.MonkeyPatch, seen: dict[str, Any]) -> None:
     ("transparent", [], "transparent"),
     ("transparent", ["--mode", "regular"], "regular"),
 ])
-def test_run_gives_mitmproxy_the_mode(school_args: list[str], monkeypatch: pytest.MonkeyPatch,
+def test_run_gives_mitmproxy_the_mode(school_dir: list[str], monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str], config_mode: str, flag: list[str],
                                       expected: str) -> None:
-    config = Path(school_args[1])
+    config = Path(school_dir[1])
     config.write_text(config.read_text().replace('mode = "regular"', f'mode = "{config_mode}"'))
     seen: dict[str, Any] = {}
     spy_on_run(monkeypatch, seen)
-    assert main(["run", "--port", "0", *flag, *school_args]) == 0
+    assert main(["run", "--port", "0", *flag, *school_dir]) == 0
     out = capsys.readouterr().out
     assert seen["options.mode"] == [expected] and seen["servers"] == [expected]
     assert seen["frozen"] == 1   # start-up objects kept out of later garbage collections (proxy.heap)
