@@ -210,7 +210,8 @@ async def run(args: argparse.Namespace, say: Callable[..., None]) -> dict[str, o
             if args.chain:
                 result["chain_extra_cpu_us_per_req"] = round(
                     statistics.median(s - m for s, m in zip(per_req["chain"], per_req["direct"], strict=True)), 1)
-                say(f"the children as separate addons (against mitmdump's addons dispatched directly): +{result['chain_extra_cpu_us_per_req']} us/request")
+                say("the children as separate addons (against mitmdump's addons dispatched directly): "
+                    f"+{result['chain_extra_cpu_us_per_req']} us/request")
             say(f"mitmdump's addons {result['mitmdump_cpu_us_per_req']} us/request "
                 f"({result['direct_cpu_us_per_req']} us dispatched as schoolgate run does: "
                 f"{result['dispatch_saved_us_per_req']} us saved); with Schoolgate "
