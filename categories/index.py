@@ -209,13 +209,11 @@ class CategoryIndex:
         return found
 
     def _lookup_url_any(self, url: NormalisedURL) -> frozenset[str]:
-        """`lookup_url` for any kind of host (IP addresses: the address itself only)."""
-        kind = url.kind
+        """`lookup_url` for a host that is not a name (`categories.urlcheck` checks names): an IP
+        address (the address itself only) or an invalid one (nothing)."""
         host = url.host
-        if kind == "invalid" or not host:
+        if url.kind == "invalid" or not host:
             return EMPTY
-        if kind == "name":
-            return self.lookup_url(url)
         found = self.lookup_host(host)  # an IP address: itself only
         path = url.path
         query = url.query

@@ -38,15 +38,15 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # characters (which the general path strips or rewrites), an optional query,
 # an optional fragment.  Possessive repeats: the host part never backtracks.
 # Anything else takes the general path.
-FAST_NAME = r"((?:[a-z0-9_-]++\.)*+[a-z_][a-z0-9_-]*+)"
-FAST_TAIL = r"(?::([0-9]{1,5}))?(/[^?#%\\\x00-\x20]*)?(?:\?([^#\x00-\x20]*))?(?:#.*)?"   # port, path, query
-_FAST_URL = re.compile(rf"(https?)://{FAST_NAME}{FAST_TAIL}", re.DOTALL)
+_FAST_NAME = r"((?:[a-z0-9_-]++\.)*+[a-z_][a-z0-9_-]*+)"
+_FAST_TAIL = r"(?::([0-9]{1,5}))?(/[^?#%\\\x00-\x20]*)?(?:\?([^#\x00-\x20]*))?(?:#.*)?"   # port, path, query
+_FAST_URL = re.compile(rf"(https?)://{_FAST_NAME}{_FAST_TAIL}", re.DOTALL)
 _fast_url = _FAST_URL.fullmatch
 # The same for a dotted-decimal IPv4 host in its canonical form (no leading zeros, each part <= 255):
 # `parse_host` gives it back unchanged, as kind "ipv4".  Other IPv4 forms (octal, hex, fewer parts)
 # take the general path.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_FAST_IPV4_URL = re.compile(rf"(https?)://({_OCTET}(?:\.{_OCTET}){{3}}){FAST_TAIL}", re.DOTALL)
+_FAST_IPV4_URL = re.compile(rf"(https?)://({_OCTET}(?:\.{_OCTET}){{3}}){_FAST_TAIL}", re.DOTALL)
 _fast_ipv4_url = _FAST_IPV4_URL.fullmatch
 _SPECIAL = re.compile(r"(https?|wss?|ftp):[/\\]*", re.IGNORECASE)
 _new_tuple = tuple.__new__  # NormalisedURL(...) without the generated __new__'s call overhead

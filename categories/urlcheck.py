@@ -4,9 +4,8 @@
 - `lookup_url(url)`: the categories of a `NormalisedURL` (`CategoryIndex.lookup_url`).
   A name (nearly every request) is checked here, in one function; an IP address
   or an invalid host goes to `CategoryIndex._lookup_url_any`;
-- `check_url(url)`: `lookup_url(normalise_url(url))` for a URL string.  A plain
-  lower-case http(s) URL is split by one regex match and looked up at once;
-  anything else takes the general path, so the answer is always the same.
+- `check_url(url)`: `lookup_url(normalise_url(url))` for a URL string (a plain
+  lower-case http(s) URL is one regex match and one tuple in `normalise_url`).
 
 Why closures: a URL check is about a hundred bytecodes and each attribute
 lookup or bound-method call is a measurable part of it.  Everything the
@@ -23,13 +22,12 @@ afterwards raises ValueError.
 from __future__ import annotations
 
 import logging
-import re
 from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from categories.explain import url_hashes
-from categories.normalise import FAST_NAME, FAST_TAIL, NormalisedURL, normalise_url
+from categories.normalise import NormalisedURL, normalise_url
 
 if TYPE_CHECKING:
     from categories.index import CategoryIndex
@@ -39,13 +37,6 @@ logger = logging.getLogger(__name__)
 CheckURL = Callable[[str], frozenset[str]]
 LookupURL = Callable[[NormalisedURL], frozenset[str]]
 EMPTY: frozenset[str] = frozenset()
-# `categories.normalise._FAST_URL` without the scheme's group: a URL this accepts, that one
-# accepts with the same host, port, path and query (the checks after the match are the same too).
-_PLAIN_URL = re.compile(rf"https?://{FAST_NAME}{FAST_TAIL}", re.DOTALL)
-
-
-def _labels_fit(host: str) -> bool:
-    return len(host) <= 253 and max(map(len, host.split("."))) <= 63
 
 
 def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
@@ -60,9 +51,7 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
     gate = expressions.gate() if expressions else None  # None: every URL goes to `categories`
     expression_categories = expressions.categories if expressions else None
     routed = expressions.routed
-    fullmatch = _PLAIN_URL.fullmatch
     general = index._lookup_url_any
-    new_tuple = tuple.__new__
 
     def lookup_url(url: NormalisedURL) -> frozenset[str]:
         kind, _scheme, host, _port, path, query, _problem = url  # one C-level unpack of the tuple
@@ -124,12 +113,6 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
         return found
 
     def check_url(url: str) -> frozenset[str]:
-        m = fullmatch(url)
-        if m is not None:
-            host, port_text, path, query = m.groups()
-            if ((len(host) < 64 or _labels_fit(host)) and (path is None or "/." not in path)
-                    and (port_text is None or int(port_text) < 65536)):
-                return lookup_url(new_tuple(NormalisedURL, ("name", "", host, None, path or "/", query or "", "")))
         return lookup_url(normalise_url(url))
 
     return check_url, lookup_url
