@@ -33,7 +33,6 @@ from collections import defaultdict, deque
 from urllib.parse import parse_qs
 
 from mitmproxy import http
-
 from mitmproxy.proxy.mode_specs import TransparentMode
 
 from addons.runtimeref import ANSWERED, RuntimeRef, header, identity_of

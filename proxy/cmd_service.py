@@ -14,6 +14,7 @@ from config.schema import Settings
 
 from proxy.context import Context
 from proxy.db import open_db
+from proxy.pac import proxy_hostport
 from proxy.registercsv import import_devices_csv, import_users_csv
 
 if TYPE_CHECKING:   # mitmproxy is imported only by the commands that run it (`schoolgate dns` starts faster)
@@ -125,4 +126,4 @@ def pac_url(host: str, port: int) -> str:
     """Where devices fetch the PAC file: the proxy's own port answers it (addons.portal)."""
     if host in ("", "0.0.0.0", "::"):
         return f"http://<this machine's LAN address>:{port}/proxy.pac  (or /wpad.dat, for WPAD)"
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/proxy.pac  (or /wpad.dat, for WPAD)"
+    return f"http://{proxy_hostport(host, port)}/proxy.pac  (or /wpad.dat, for WPAD)"
