@@ -11,7 +11,7 @@ answer (`python -m bench.proxyhooks --profile`: `trigger_event`,
 
 `DirectAddonManager` keeps, per event name, the list of the chain's addons
 that have a hook for it with their bound hooks, built on first use and
-forgotten whenever an addon is added, registered or removed.  An addon with
+forgotten whenever the chain changes (an addon added or removed).  An addon with
 children (`addons`: mitmproxy's script loader) can change them at any time,
 so it is traversed on every event as mitmproxy does.  Everything else is as
 in `AddonManager.trigger_event`: chain order, one `safecall()` per addon
@@ -36,16 +36,6 @@ logger = logging.getLogger(__name__)
 Plan = list[tuple[Any, Callable[..., Any] | None]]  # addon, its hook (None: traverse it each time)
 
 
-def _hook(addon: Any, name: str) -> Callable[..., Any] | None:
-    """The hook `name` of an addon without children, checked as `AddonManager._iter_hooks` does."""
-    func = getattr(addon, name, None)
-    if not func or inspect.ismodule(func):  # a module imported under a hook's name is not a hook
-        return None
-    if not callable(func):
-        raise exceptions.AddonManagerError(f"Addon handler {name} ({addon}) not callable")
-    return func
-
-
 class DirectAddonManager(AddonManager):
     """`AddonManager` whose `trigger_event` calls only the addons with a hook for the event."""
 
@@ -53,10 +43,6 @@ class DirectAddonManager(AddonManager):
 
     def forget_plans(self) -> None:
         self._plans = {}
-
-    def register(self, addon: Any) -> Any:
-        self.forget_plans()
-        return super().register(addon)
 
     def add(self, *addons: Any) -> None:
         super().add(*addons)
@@ -70,22 +56,21 @@ class DirectAddonManager(AddonManager):
         super().clear()
         self.forget_plans()
 
-    def _plan(self, name: str) -> Plan:
+    def _plan(self, event: hooks.Hook) -> Plan:
+        """The chain's addons with a hook for this event (found by mitmproxy's own `_iter_hooks`)."""
         plan: Plan = []
         for addon in self.chain:
             if hasattr(addon, "addons"):
                 plan.append((addon, None))
-            else:
-                func = _hook(addon, name)
-                if func is not None:
-                    plan.append((addon, func))
-        self._plans[name] = plan
+            else:   # no children: `_iter_hooks` gives the addon's own hook, if it has one
+                plan += [(addon, func) for _addon, func in self._iter_hooks(addon, event)]
+        self._plans[event.name] = plan
         return plan
 
     async def trigger_event(self, event: hooks.Hook) -> None:
         plan = self._plans.get(event.name)
         if plan is None:
-            plan = self._plan(event.name)
+            plan = self._plan(event)
         if not plan:
             return
         args = event.args()
