@@ -142,9 +142,10 @@ class ExpressionSet:
         """
         if out is None:
             out = set()
-        plan = self._plans.get(tuple(found))
+        key = tuple(found)
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._plan(tuple(found))
+            plan = self._plan(key)
         candidates, maybe = plan
         for key, routes in maybe:
             if key in lowered:
