@@ -142,10 +142,10 @@ class ExpressionSet:
         """
         if out is None:
             out = set()
-        key = tuple(found)
-        plan = self._plans.get(key)
+        tails = tuple(found)
+        plan = self._plans.get(tails)
         if plan is None:
-            plan = self._plan(key)
+            plan = self._plan(tails)
         candidates, maybe = plan
         for key, routes in maybe:
             if key in lowered:
