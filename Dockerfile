@@ -8,14 +8,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     SCHOOLGATE_CONFIG=/opt/schoolgate/config/example.toml
 
 WORKDIR /opt/schoolgate
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY proxy ./proxy
 COPY addons ./addons
 COPY categories ./categories
 COPY alerts ./alerts
 COPY reports ./reports
 COPY config ./config
-RUN pip install --no-cache-dir . \
+# gcc builds the C host loop of the category lookup (categories/_hostprobe.c), then goes.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir . \
+ && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
+ && (cd / && python -c "import categories._hostprobe") \
  && useradd --system --home-dir /var/lib/schoolgate --shell /usr/sbin/nologin schoolgate \
  && mkdir -p /var/lib/schoolgate && chown schoolgate:schoolgate /var/lib/schoolgate && chmod 0700 /var/lib/schoolgate
 

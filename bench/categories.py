@@ -14,7 +14,8 @@ and cached under /tmp/schoolgate-bench/ (~5.7M domain lines).  One run measures:
   query is a distinct host), VmRSS after (file pages the lookups touched
   count).  Each rate is given by the wall clock and by the process's CPU
   time (`*_per_cpu_s`: what one core does when the machine is shared), with
-  the 1-minute load average when the measuring started;
+  the 1-minute load average when the measuring started, and `host_loop` (C or
+  Python: `categories.hostprobe`);
 - the peer, dnsmasq with one `address=/NAME/0.0.0.0` line per listed name
   (PEERS.md): time until it answers a query, and its VmRSS.
 The query mix: a third listed names (all categories), a third subdomains of
@@ -56,6 +57,7 @@ sys.path.insert(0, sys.argv[1])
 from bench._peers import rss_mb
 from categories.index import CategoryIndex
 from categories.normalise import normalise_url
+from categories.hostprobe import IMPLEMENTATION
 queries = json.loads(Path(sys.argv[3]).read_text())
 hosts, urls = queries["hosts"], queries["urls"]
 passes = int(sys.argv[4])
@@ -90,7 +92,8 @@ print(json.dumps({"open_ms": open_ms, "open_ms_warm": sorted(opens)[2], "rss_bef
                   "url_checks_per_s": len(urls) / min(url_s),
                   "host_lookups_per_cpu_s": n / min(host_cpu), "url_checks_per_cpu_s": len(urls) / min(url_cpu),
                   "host_lookups_first_pass_per_s": n / first_host[0],
-                  "host_hits": hits / n, "load_avg_1m": load, "load_avg_1m_after": os.getloadavg()[0]}))
+                  "host_hits": hits / n, "host_loop": IMPLEMENTATION,
+                  "load_avg_1m": load, "load_avg_1m_after": os.getloadavg()[0]}))
 """
 
 
@@ -189,6 +192,7 @@ def main() -> None:
             "host_lookups_per_cpu_s": round(child["host_lookups_per_cpu_s"]),
             "url_checks_per_cpu_s": round(child["url_checks_per_cpu_s"]),
             "host_lookups_first_pass_per_s": round(child["host_lookups_first_pass_per_s"]),
+            "host_loop": child["host_loop"],
             "load_avg_1m": round(child["load_avg_1m"], 2),
             "load_avg_1m_after": round(child["load_avg_1m_after"], 2),
             "listed_names": len(names), "queries": args.queries,

@@ -26,7 +26,6 @@ from bisect import bisect_left
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from zlib import crc32 as _crc32
 
 from categories.errors import IndexFormatError
 from categories.explain import explain_url, url_hashes
@@ -41,6 +40,7 @@ from categories.indexfile import (  # re-exported: the compiler and others impor
     read_header,
 )
 from categories.normalise import NormalisedURL
+from categories.hostprobe import OFFSET_MASK, HostTable, host_table
 from categories.urlcheck import CheckURL, LookupURL, build_checks
 from categories.urlmatch import SMALL_BLOB, hashed_ids, matching_ids, path_matches, scanned_ids
 
@@ -105,9 +105,9 @@ class CategoryIndex:
         self._path_cids = self._views["path_cids"].cast("H")
         self._has_path_table = bool(path_entries)  # files written before it: `find` only
         self._bloom = self._views["bloom"] if bloom_bytes else _ALL_PASS
-        self._hot = (_md5, _unpack_q, self._shift, self._fp_shift, self._dir, self._fp, self._val,
-                     self._exact_sets, self._suffix_sets, self._has_url, _crc32, self._bloom,
-                     len(self._bloom) * 8 - 1)
+        # The host loop of every lookup (the name and its parent suffixes), in C where it was built.
+        self._names: HostTable = host_table(self._bloom, self._views["dir"], self._views["fp"],
+                                            self._views["val"], bits)
         # `lookup_url(url)`: categories of a normalised URL: its host's, URL-list entries (host + path
         # prefix), expressions.  `check_url(url)` is `lookup_url(normalise_url(url))` in one call.
         # Both are closures over the tables above (`categories.urlcheck`).
@@ -142,7 +142,7 @@ class CategoryIndex:
         collector (which `schoolgate run` keeps away from its start-up objects).
         """
         self.check_url = self.lookup_url = _closed
-        self._hot = ()  # type: ignore[assignment]
+        self._names.close()
         self._bloom = _ALL_PASS
         for view in (self._dir, self._fp, self._val, self._url_keys, self._url_offs,
                      self._path_keys, self._path_cids, *self._views.values()):
@@ -158,12 +158,9 @@ class CategoryIndex:
         self.close()
 
     # -- hot path ---------------------------------------------------------------------------
-    # `lookup_host` and `lookup_url` run on every request and DNS query; profiled, nearly all
-    # their time is per suffix probed: one MD5 (`name_hash`: the digest's first 8 bytes as a
-    # big-endian u64, read with one `Struct.unpack_from`), two `dir` reads, a C `bisect` over
-    # a few fingerprints.  So the loops stay flat: their state comes out of one tuple, the next
-    # suffix is one `bytes.partition`, and the category sets are the frozensets made at open
-    # (a lookup with one match allocates nothing).
+    # `lookup_host` and `lookup_url` run on every request and DNS query.  The probes of the
+    # name and its suffixes are `categories.hostprobe` (in C where it was built); the category
+    # sets are the frozensets made at open (a lookup with one match allocates no set).
     def lookup_host(self, host: str) -> frozenset[str]:
         """Categories of a normalised host: the name and every parent suffix (IPs as they are)."""
         if not host:
@@ -172,28 +169,10 @@ class CategoryIndex:
             rid = self._probe(host.encode())
             return self._exact_sets[rid] if rid >= 0 else EMPTY
         found = EMPTY
-        dots = host.count(".")
-        if dots:
-            (md5, unpack, shift, fp_shift, dir_, fps, vals, sets, suffix_sets, _,
-             crc, bloom_map, mask) = self._hot
-            rest = host.encode()
-            while True:  # the name, then each parent suffix of two labels or more
-                c = crc(rest) & mask
-                if bloom_map[c >> 3] >> (c & 7) & 1:
-                    h = unpack(md5(rest).digest())[0]
-                    b = h >> shift
-                    hi = dir_[b + 1]
-                    fp = h >> fp_shift & 0xFFFFFFFF
-                    j = bisect_left(fps, fp, dir_[b], hi)
-                    if j < hi and fps[j] == fp:
-                        cats = sets[vals[j]]
-                        if cats:
-                            found = found | cats if found else cats
-                dots -= 1
-                if not dots:
-                    break
-                rest = rest.partition(b".")[2]
-                sets = suffix_sets
+        for hit in self._names.hits(host):  # record id << 32 | where the suffix starts (0: the name)
+            cats = (self._suffix_sets if hit & OFFSET_MASK else self._exact_sets)[hit >> 32]
+            if cats:
+                found = found | cats if found else cats
         if self._tlds:
             found = self._tld(host, found)
         return found

@@ -9,24 +9,23 @@
 
 Why closures: a URL check is about a hundred bytecodes and each attribute
 lookup or bound-method call is a measurable part of it.  Everything the
-loop touches (hash functions, the memory-mapped tables, the category sets)
-is bound once when the index is opened and read as a local (a closure cell).
+check touches (the host loop, the tables, the category sets) is bound once
+when the index is opened and read as a local (a closure cell).
 
-The host loop walks the name and each parent suffix of two labels or more
-once, and serves the name table and the URL table together: each suffix is
-hashed once (CRC-32 for the Bloom filter, MD5 only when the filter lets it
-through) and a listed suffix with URL entries is remembered with its hash
-for the URL-list step.  Closing the index releases the tables: a check
-afterwards raises ValueError.
+The host loop (`categories.hostprobe`: the name and each parent suffix of
+two labels or more, in C where it was built) gives the listed suffixes; one
+with URL entries is remembered with its hash for the URL-list step (rare:
+its hash is computed again here).  Closing the index releases the tables: a
+check afterwards raises ValueError.
 """
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from categories.explain import url_hashes
+from categories.hashing import bytes_hash
 from categories.normalise import NormalisedURL, normalise_url
 
 if TYPE_CHECKING:
@@ -41,8 +40,8 @@ EMPTY: frozenset[str] = frozenset()
 
 def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
     """`(check_url, lookup_url)` bound to the open index's tables (see the module docstring)."""
-    (md5, unpack, shift, fp_shift, dir_, fps, vals, exact_sets, suffix_sets, has_url,
-     crc, bloom_map, mask) = index._hot
+    hits = index._names.hits
+    exact_sets, suffix_sets, has_url = index._exact_sets, index._suffix_sets, index._has_url
     url_ids = index._url_ids
     names = index.categories
     tld = index._tld if index._tlds else None
@@ -59,33 +58,18 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
             return general(url)
         found = EMPTY
         url_hosts: list[tuple[int, bytes]] | None = None  # listed suffixes with URL entries
-        dots = host.count(".")
-        if dots:
-            rest = host.encode()
-            sets = exact_sets
-            while True:  # the name, then each parent suffix of two labels or more
-                c = crc(rest) & mask
-                if bloom_map[c >> 3] >> (c & 7) & 1:
-                    h = unpack(md5(rest).digest())[0]
-                    b = h >> shift
-                    hi = dir_[b + 1]
-                    fp = h >> fp_shift & 0xFFFFFFFF
-                    j = bisect_left(fps, fp, dir_[b], hi)
-                    if j < hi and fps[j] == fp:
-                        rid = vals[j]
-                        cats = sets[rid]
-                        if cats:
-                            found = found | cats if found else cats
-                        if has_url[rid]:
-                            if url_hosts is None:
-                                url_hosts = [(h, rest)]
-                            else:
-                                url_hosts.append((h, rest))
-                dots -= 1
-                if not dots:
-                    break
-                rest = rest.partition(b".")[2]
-                sets = suffix_sets
+        for hit in hits(host):  # record id << 32 | where the suffix starts (0: the name itself)
+            rid = hit >> 32
+            at = hit & 0xFFFFFFFF
+            cats = suffix_sets[rid] if at else exact_sets[rid]
+            if cats:
+                found = found | cats if found else cats
+            if has_url[rid]:
+                site = host.encode()[at:]
+                if url_hosts is None:
+                    url_hosts = [(bytes_hash(site), site)]
+                else:
+                    url_hosts.append((bytes_hash(site), site))
         if tld is not None:
             found = tld(host, found)
             if url_tlds:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from categories import hostprobe
 from categories.compiler import compile_index
 from categories.index import CategoryIndex
 from categories.lists import CategoryLists
@@ -69,8 +70,17 @@ def generated(rng: random.Random, n: int) -> list[str]:
             for _ in range(n)]
 
 
+@pytest.fixture(params=["C", "Python"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The host loop in C (where it was built) and in Python: every check must agree with both."""
+    if request.param == "C" and hostprobe._CHostTable is None:
+        pytest.skip("categories._hostprobe was not built (no C compiler)")
+    monkeypatch.setattr(hostprobe, "IMPLEMENTATION", request.param)
+    return str(request.param)
+
+
 @pytest.fixture
-def small(tmp_path: Path) -> CategoryIndex:
+def small(tmp_path: Path, implementation: str) -> CategoryIndex:
     compile_index(many_lists(), tmp_path / "idx")
     with CategoryIndex.open(tmp_path / "idx") as index:
         yield index
@@ -104,7 +114,7 @@ def test_closed_index_refuses(tmp_path: Path) -> None:
         check("http://example.com/")
 
 
-def test_real_ut1_urls_agree(real_index: Path) -> None:
+def test_real_ut1_urls_agree(real_index: Path, implementation: str) -> None:
     """Listed names, their subdomains, real `urls` entries, expression pieces, on the real lists."""
     rng = random.Random(22)
     names: list[str] = []

@@ -1,0 +1,112 @@
+"""The host loop of every category lookup: which suffixes of a host name are listed.
+
+`host_table(bloom, dir, fp, val, bits)` gives an object whose `hits(host)` probes
+the name and each parent suffix of two labels or more (`www.bbc.co.uk`,
+`bbc.co.uk`, `co.uk`) in the index's name table (`categories.index` explains the
+table) and returns one int per listed suffix, the name first:
+`record_id << 32 | offset`, where offset is where the suffix starts in the host's
+UTF-8 bytes (0: the name itself).  A host without a dot is not probed (single
+labels are the index's `tlds`).
+
+Two implementations, with the same answers (tests compare them on the real lists):
+- `categories._hostprobe.HostTable`, in C, built when the package is installed
+  where there is a C compiler (`setup.py`; optional: the install never fails for
+  want of one).  Per suffix it does what the Python does, CRC-32, then MD5 only if
+  the Bloom bit is set, then the bucket's binary search, without creating a Python
+  object; a whole URL check costs about two-thirds of the pure-Python one.
+- `PyHostTable`, the same loop in Python (CPython's MD5 and zlib's CRC-32).
+
+`IMPLEMENTATION` says which one `host_table` gives ("C" or "Python"); setting
+SCHOOLGATE_PURE_PYTHON=1 asks for the Python one (tests of both use it).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from bisect import bisect_left
+from typing import Protocol
+from zlib import crc32
+
+from categories.hashing import md5_digest
+
+logger = logging.getLogger(__name__)
+
+_unpack_q = struct.Struct(">Q").unpack_from  # the first 8 bytes of a digest: `name_hash`
+OFFSET_MASK = 0xFFFFFFFF
+
+
+class HostTable(Protocol):
+    def hits(self, host: str) -> tuple[int, ...]: ...
+
+    def close(self) -> None: ...
+
+
+class PyHostTable:
+    """The name table's host loop in Python (see the module docstring)."""
+
+    def __init__(self, bloom: memoryview, dir: memoryview, fp: memoryview, val: memoryview,  # noqa: A002
+                 bits: int) -> None:
+        if not 1 <= bits <= 32:
+            raise ValueError("bucket bits must be 1..32")
+        self._hot = (bloom, len(bloom) * 8 - 1, dir.cast("I"), fp.cast("I"), val.cast("H"), 64 - bits, 32 - bits)
+
+    def hits(self, host: str) -> tuple[int, ...]:
+        dots = host.count(".")
+        if not dots:
+            return ()
+        bloom, mask, dir_, fps, vals, shift, fp_shift = self._hot
+        name = host.encode()
+        out: list[int] = []
+        at = 0
+        while True:
+            rest = name[at:]
+            c = crc32(rest) & mask
+            if bloom[c >> 3] >> (c & 7) & 1:
+                h = _unpack_q(md5_digest(rest).digest())[0]
+                b = h >> shift
+                hi = dir_[b + 1]
+                fp = h >> fp_shift & 0xFFFFFFFF
+                j = bisect_left(fps, fp, dir_[b], hi)
+                if j < hi and fps[j] == fp:
+                    out.append(vals[j] << 32 | at)
+            dots -= 1
+            if not dots:
+                return tuple(out)
+            at = name.index(b".", at) + 1
+
+    def close(self) -> None:
+        bloom, _mask, dir_, fps, vals, _s, _f = self._hot
+        for view in (dir_, fps, vals):
+            view.release()
+        self._hot = (memoryview(b"\xff"), 7, _closed_view(), _closed_view(), _closed_view(), 0, 0)
+
+
+def _closed_view() -> memoryview:
+    view = memoryview(b"")
+    view.release()
+    return view
+
+
+try:
+    from categories._hostprobe import HostTable as _CHostTable  # type: ignore[import-not-found]
+except ImportError:  # no C compiler where it was installed
+    _CHostTable = None
+
+IMPLEMENTATION = "C" if _CHostTable is not None and not os.environ.get("SCHOOLGATE_PURE_PYTHON") else "Python"
+
+
+def describe() -> str:
+    """One line for `categories stats`: which host loop this process uses."""
+    if IMPLEMENTATION == "C":
+        return "C (categories._hostprobe)"
+    why = "asked for by SCHOOLGATE_PURE_PYTHON" if _CHostTable is not None else "the C part was not built"
+    return f"pure Python ({why}; a URL check costs about 1.5x the C one)"
+
+
+def host_table(bloom: memoryview, dir: memoryview, fp: memoryview, val: memoryview,  # noqa: A002
+               bits: int) -> HostTable:
+    """The name table's host loop over these sections of a mapped index (raw byte views)."""
+    if IMPLEMENTATION == "C":
+        return _CHostTable(bloom, dir, fp, val, bits)  # type: ignore[no-any-return,misc]
+    return PyHostTable(bloom, dir, fp, val, bits)
