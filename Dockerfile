@@ -15,11 +15,11 @@ COPY categories ./categories
 COPY alerts ./alerts
 COPY reports ./reports
 COPY config ./config
-# gcc builds the C host loop of the category lookup (categories/_hostprobe.c), then goes.
+# gcc builds the C parts of the category lookup (categories/*.c, see categories/native.py), then goes.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
  && pip install --no-cache-dir . \
  && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/* \
- && (cd / && python -c "import categories._hostprobe") \
+ && (cd / && python -c "import categories._hostprobe, categories._fasturl") \
  && useradd --system --home-dir /var/lib/schoolgate --shell /usr/sbin/nologin schoolgate \
  && mkdir -p /var/lib/schoolgate && chown schoolgate:schoolgate /var/lib/schoolgate && chmod 0700 /var/lib/schoolgate
 

@@ -15,7 +15,7 @@ export SCHOOLGATE_CONFIG = $(CONFIG)
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml setup.py categories/_hostprobe.c | $(BIN)/activate
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard categories/*.c) | $(BIN)/activate
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@

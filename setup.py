@@ -1,9 +1,10 @@
-"""Only the optional C part of the category lookup (`categories/_hostprobe.c`); the rest is in pyproject.toml.
+"""Only the optional C parts of the category lookup (`categories.native`); the rest is in pyproject.toml.
 
-`optional=True`: where there is no C compiler the install goes on without it, and
-`categories.hostprobe` uses the same loop in Python (slower, same answers).
+`optional=True`: where there is no C compiler the install goes on without them, and
+the lookups use their Python twins (slower, same answers).
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("categories._hostprobe", ["categories/_hostprobe.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension(f"categories.{name}", [f"categories/{name}.c"], optional=True,
+                             extra_compile_args=["-O2"])
+                   for name in ("_hostprobe", "_fasturl")])

@@ -17,17 +17,17 @@ Two implementations, with the same answers (tests compare them on the real lists
 - `PyHostTable`, the same loop in Python (CPython's MD5 and zlib's CRC-32).
 
 `IMPLEMENTATION` says which one `host_table` gives ("C" or "Python"); setting
-SCHOOLGATE_PURE_PYTHON=1 asks for the Python one (tests of both use it).
+SCHOOLGATE_PURE_PYTHON=1 asks for the Python one (`categories.native`).
 """
 from __future__ import annotations
 
 import logging
-import os
 import struct
 from bisect import bisect_left
 from typing import Protocol
 from zlib import crc32
 
+from categories import native
 from categories.hashing import md5_digest
 
 logger = logging.getLogger(__name__)
@@ -88,12 +88,10 @@ def _closed_view() -> memoryview:
     return view
 
 
-try:
-    from categories._hostprobe import HostTable as _CHostTable  # type: ignore[import-not-found]
-except ImportError:  # no C compiler where it was installed
-    _CHostTable = None
+_built = native.built("_hostprobe")  # None where there was no C compiler
+_CHostTable = _built.HostTable if _built is not None else None
 
-IMPLEMENTATION = "C" if _CHostTable is not None and not os.environ.get("SCHOOLGATE_PURE_PYTHON") else "Python"
+IMPLEMENTATION = "C" if _CHostTable is not None and not native.PURE_PYTHON else "Python"
 
 
 def describe() -> str:

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from categories import native
 from categories.hostparse import parse_host
 
 logger = logging.getLogger(__name__)
@@ -136,8 +137,8 @@ def normalise_host(host: str) -> NormalisedHost:
     return NormalisedHost(kind, name, port, "")
 
 
-def normalise_url(url: str) -> NormalisedURL:
-    """Normalise an absolute URL (or `host/path` without a scheme); see the module docstring."""
+def normalise_url_py(url: str) -> NormalisedURL:
+    """`normalise_url` in Python: the fast path's regular expressions, else the general path."""
     kind = "name"
     m = _fast_url(url)
     if m is None:
@@ -151,6 +152,19 @@ def normalise_url(url: str) -> NormalisedURL:
                                               int(port_text) if port_text else DEFAULT_PORTS[scheme],
                                               path or "/", query or "", ""))
     return _normalise_url_slow(url)
+
+
+_built = native.built("_fasturl")  # the fast path of a plain name in C, where it was built
+_simple_url = _built.simple_url if _built is not None and not native.PURE_PYTHON else None
+
+
+def normalise_url(url: str) -> NormalisedURL:
+    """Normalise an absolute URL (or `host/path` without a scheme); see the module docstring."""
+    if _simple_url is not None:
+        fast = _simple_url(url, NormalisedURL)  # a plain lower-case http(s) URL of a name, or None
+        if fast is not None:
+            return fast  # type: ignore[no-any-return]
+    return normalise_url_py(url)
 
 
 def _labels_fit(host: str) -> bool:
