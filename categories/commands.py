@@ -13,7 +13,7 @@ from typing import TextIO
 
 import httpx
 
-from categories import hostprobe
+from categories import native
 from categories.errors import IndexFormatError
 from categories.index import CategoryIndex
 from categories.normalise import normalise_url
@@ -110,7 +110,7 @@ def stats(index_path: Path, out: TextIO = sys.stdout) -> int:
     out.write(f"index: {index_path}\nbuilt: {meta['built_at']}\n"
               f"names: {meta['entries']}  URL hosts: {meta['url_hosts']}  "
               f"categories: {len(meta['categories'])}\n"
-              f"host lookups: {hostprobe.describe()}\n")
+              f"lookups in: {native.describe()}\n")
     if meta.get("illegal"):
         out.write("illegal tier: " + ", ".join(meta["illegal"]) + "\n")
     for src in meta["sources"]:

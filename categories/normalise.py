@@ -158,13 +158,16 @@ _built = native.built("_fasturl")  # the fast path of a plain name in C, where i
 _simple_url = _built.simple_url if _built is not None and not native.PURE_PYTHON else None
 
 
-def normalise_url(url: str) -> NormalisedURL:
-    """Normalise an absolute URL (or `host/path` without a scheme); see the module docstring."""
-    if _simple_url is not None:
-        fast = _simple_url(url, NormalisedURL)  # a plain lower-case http(s) URL of a name, or None
-        if fast is not None:
-            return fast  # type: ignore[no-any-return]
+def _normalise_url_c(url: str) -> NormalisedURL:
+    """`normalise_url` with its common case in C (`categories._fasturl`), else `normalise_url_py`."""
+    fast = _simple_url(url, NormalisedURL)  # type: ignore[misc]  # a plain lower-case http(s) URL of a name
+    if fast is not None:
+        return fast  # type: ignore[no-any-return]
     return normalise_url_py(url)
+
+
+normalise_url = _normalise_url_c if _simple_url is not None else normalise_url_py
+"""Normalise an absolute URL (or `host/path` without a scheme); see the module docstring."""
 
 
 def _labels_fit(host: str) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from categories import hostprobe
+from categories import hostprobe, native
 from categories.compiler import compile_index
 from categories.hashing import name_hash
 from categories.hostprobe import OFFSET_MASK, PyHostTable
@@ -40,11 +40,23 @@ def tables(index: CategoryIndex) -> tuple[object, PyHostTable]:
     return _hostprobe.HostTable(*args), PyHostTable(*args)
 
 
-def test_the_c_part_is_built_where_there_is_a_compiler() -> None:
-    """`make test` installs with a compiler here: the fast path must not be lost silently."""
-    if shutil.which(sysconfig.get_config_var("CC").split()[0] or "cc") is None:
-        pytest.skip("no C compiler on this machine: the pure-Python host loop is in use")
-    assert _hostprobe is not None, "categories/_hostprobe.c was not built by `pip install -e .`"
+def test_the_c_parts_are_built_where_there_is_a_compiler() -> None:
+    """`make test` installs with a compiler here: the fast paths must not be lost silently."""
+    if shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is None:
+        pytest.skip("no C compiler on this machine: the lookups use their Python twins")
+    for name in native.PARTS:
+        assert native.built(name) is not None, f"categories/{name}.c was not built by `pip install -e .`"
+
+
+def test_stats_say_which_lookups_are_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "built", lambda name: None if name == "_fasturl" else object())
+    assert native.describe() == ("Python (not built: categories._fasturl; "
+                                 "about half as many URL checks per second)")
+    monkeypatch.setattr(native, "PURE_PYTHON", True)
+    assert native.describe().startswith("Python (asked for by SCHOOLGATE_PURE_PYTHON")
+    monkeypatch.setattr(native, "built", lambda name: object())
+    monkeypatch.setattr(native, "PURE_PYTHON", False)
+    assert native.describe() == "C (categories._hostprobe, categories._fasturl)"
 
 
 @need_c

@@ -132,7 +132,7 @@ def test_stats_command(small_index: Path) -> None:
     out = Out()
     assert commands.stats(small_index, out) == 0
     assert "source builtin" in out.text and "games" in out.text
-    assert "host lookups: C (categories._hostprobe)" in out.text or "host lookups: pure Python" in out.text
+    assert "lookups in: C (categories._hostprobe, categories._fasturl)" in out.text or "lookups in: Python" in out.text
     assert commands.stats(small_index.parent / "nope", Out()) == 1
 
 
