@@ -72,6 +72,7 @@ class AlertService:
         self.window = dt.timedelta(minutes=settings.alerts.group_window_minutes)
         self._waiting: list[Hit] = []
         self._wake = asyncio.Event()
+        self._pass = asyncio.Lock()  # one pass at a time: the loop's, a caller's (tests, CLI), stop()'s
         self._conn: aiosqlite.Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self.submitted = 0
@@ -219,15 +220,17 @@ class AlertService:
 
         When storing or composing fails (the disk is full, the database locked), the new hits stay in
         memory for the next pass and what the outbox already holds is still delivered; then the error
-        is raised for the caller to log.
+        is raised for the caller to log.  Passes never overlap: they share one connection, and
+        two at once would nest transactions on it (or deliver a row twice).
         """
-        try:
-            await self.flush()
-            await self.compose()
-        except Exception as exc:
-            log = logger.error if self._failed_passes == 0 else logger.debug
-            log("alerts: could not store new hits (%s: %s); %d wait in memory for the next pass, "
-                "delivering the outbox meanwhile", type(exc).__name__, exc, len(self._waiting))
-            await self.deliver()
-            raise
-        return await self.deliver()
+        async with self._pass:
+            try:
+                await self.flush()
+                await self.compose()
+            except Exception as exc:
+                log = logger.error if self._failed_passes == 0 else logger.debug
+                log("alerts: could not store new hits (%s: %s); %d wait in memory for the next pass, "
+                    "delivering the outbox meanwhile", type(exc).__name__, exc, len(self._waiting))
+                await self.deliver()
+                raise
+            return await self.deliver()

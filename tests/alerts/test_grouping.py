@@ -162,3 +162,40 @@ async def test_an_idle_pass_never_takes_the_write_lock(tmp_path: Path, smtp: Smt
     finally:
         holder.close()
         await svc.stop()
+
+
+async def test_passes_started_together_take_turns_and_send_each_email_once(tmp_path: Path, smtp: SmtpServer,
+                                                                           clock: Clock) -> None:
+    """The loop's pass and a caller's (a test, `stop()`) share one connection: run at once, they
+    would nest transactions on it ("cannot start a transaction within a transaction", seen in CI)
+    or join each other's.  Each pass is held open across awaits here; none may overlap another."""
+    import asyncio
+
+    svc = service(demo_settings(smtp.port), tmp_path / "db.sqlite3", clock)
+    await svc.open()
+    running, most = 0, 0
+    compose = svc.composer.compose
+
+    async def slow_compose(conn, now):  # type: ignore[no-untyped-def]
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.02)
+            return await compose(conn, now)
+        finally:
+            running -= 1
+
+    svc.composer.compose = slow_compose  # type: ignore[method-assign]
+    try:
+        for round_ in range(3):
+            for i in range(4):
+                svc.submit(evaluation(user=f"y{round_}.p{i}"), f"{ADULT}{round_}/{i}")
+            results = await asyncio.gather(*(svc.run_once() for _ in range(4)))
+            assert sum(r.sent for r in results) == 4
+        await smtp.wait_for(12)
+        assert len(smtp.received) == 12
+        assert most == 1
+    finally:
+        await svc.stop()
+    assert _db(tmp_path).execute("SELECT COUNT(*) FROM alert_hits WHERE outbox_id IS NULL").fetchone() == (0,)
