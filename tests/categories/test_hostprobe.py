@@ -49,6 +49,7 @@ def test_the_c_parts_are_built_where_there_is_a_compiler() -> None:
 
 
 def test_stats_say_which_lookups_are_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "PURE_PYTHON", False)
     monkeypatch.setattr(native, "built", lambda name: None if name == "_fasturl" else object())
     assert native.describe() == ("Python (not built: categories._fasturl; "
                                  "about half as many URL checks per second)")
