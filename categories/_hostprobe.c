@@ -178,6 +178,7 @@ static long probe(HostTable *self, const unsigned char *name, Py_ssize_t n) {
     if (lo > hi || hi > self->entries)
         return -2;
     const char *fps = self->fp.buf;
+    uint32_t end = hi;
     while (lo < hi) {  /* bisect_left */
         uint32_t mid = lo + (hi - lo) / 2, v;
         memcpy(&v, fps + 4 * (Py_ssize_t)mid, 4);
@@ -186,8 +187,6 @@ static long probe(HostTable *self, const unsigned char *name, Py_ssize_t n) {
         else
             hi = mid;
     }
-    uint32_t end;
-    memcpy(&end, (const char *)self->dir.buf + 4 * (b + 1), 4);
     if (lo < end) {
         uint32_t v;
         memcpy(&v, fps + 4 * (Py_ssize_t)lo, 4);

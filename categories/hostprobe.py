@@ -78,16 +78,10 @@ class PyHostTable:
             at += len(label) + 1
 
     def close(self) -> None:
-        bloom, _mask, dir_, fps, vals, _s, _f = self._hot
+        """Release the table's views: `hits` raises ValueError after (a released view refuses reads)."""
+        _bloom, _mask, dir_, fps, vals, _s, _f = self._hot
         for view in (dir_, fps, vals):
             view.release()
-        self._hot = (memoryview(b"\xff"), 7, _closed_view(), _closed_view(), _closed_view(), 0, 0)
-
-
-def _closed_view() -> memoryview:
-    view = memoryview(b"")
-    view.release()
-    return view
 
 
 _built = native.built("_hostprobe")  # None where there was no C compiler

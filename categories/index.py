@@ -39,8 +39,8 @@ from categories.indexfile import (  # re-exported: the compiler and others impor
     VERSION,
     read_header,
 )
-from categories.normalise import NormalisedURL
 from categories.hostprobe import OFFSET_MASK, HostTable, host_table
+from categories.normalise import NormalisedURL
 from categories.urlcheck import CheckURL, LookupURL, build_checks
 from categories.urlmatch import SMALL_BLOB, hashed_ids, matching_ids, path_matches, scanned_ids
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from categories.explain import url_hashes
 from categories.hashing import bytes_hash
+from categories.hostprobe import OFFSET_MASK
 from categories.normalise import NormalisedURL, normalise_url
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ EMPTY: frozenset[str] = frozenset()
 def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
     """`(check_url, lookup_url)` bound to the open index's tables (see the module docstring)."""
     hits = index._names.hits
+    offset_mask = OFFSET_MASK
     exact_sets, suffix_sets, has_url = index._exact_sets, index._suffix_sets, index._has_url
     url_ids = index._url_ids
     names = index.categories
@@ -60,7 +62,7 @@ def build_checks(index: CategoryIndex) -> tuple[CheckURL, LookupURL]:
         url_hosts: list[tuple[int, bytes]] | None = None  # listed suffixes with URL entries
         for hit in hits(host):  # record id << 32 | where the suffix starts (0: the name itself)
             rid = hit >> 32
-            at = hit & 0xFFFFFFFF
+            at = hit & offset_mask
             cats = suffix_sets[rid] if at else exact_sets[rid]
             if cats:
                 found = found | cats if found else cats
